@@ -1,0 +1,226 @@
+"""nbsoftmax: numerically stable softmax, log-softmax and their gradients as Numba kernels.
+
+The public functions live here; ``nbsoftmax._dispatch`` owns validation, axes, dtypes and the
+choice of kernel, and ``nbsoftmax.cpu`` / ``nbsoftmax.cuda`` hold the kernels.
+"""
+
+from . import _dispatch
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "softmax_backward",
+    "log_softmax_backward",
+    "logsumexp",
+    "precompile",
+]
+
+__version__ = "0.1.0"
+
+
+def softmax(x, axis=-1, *, dtype=None, out=None):
+    """Softmax along ``axis``: ``exp(x - max(x)) / sum(exp(x - max(x)))``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input. bool and integer input is computed and returned as float64; float16 is
+        computed in float32 and returned as float16.
+    axis : int, tuple of ints or None, optional
+        Axis or axes over which the probabilities sum to one (jointly, for a tuple), or
+        None for the whole array. Default: the last axis.
+    dtype : {float16, float32, float64}, optional
+        Cast ``x`` to this dtype first; the result has this dtype.
+    out : numpy.ndarray, optional
+        Writable array of the result's shape and dtype, with any strides. It may be ``x``
+        itself (in-place).
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities of ``x``'s shape, or ``out``.
+
+    Raises
+    ------
+    numpy.exceptions.AxisError
+        ``axis`` is out of range.
+    ValueError
+        Repeated axes; ``out`` of the wrong shape or read-only.
+    TypeError
+        Unsupported dtype (complex, object, string, datetime, ...); ``out`` of the wrong dtype.
+
+    Notes
+    -----
+    A slice containing NaN or +inf, or made only of -inf, is NaN throughout; -inf entries
+    elsewhere have probability 0. Results do not depend on a constant shift of ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import nbsoftmax
+    >>> nbsoftmax.softmax([1.0, 2.0, 3.0]).round(4)
+    array([0.09  , 0.2447, 0.6652])
+    >>> batch = np.array([[1.0, 1.0], [0.0, np.log(3.0)]], dtype=np.float32)
+    >>> nbsoftmax.softmax(batch, axis=1)
+    array([[0.5 , 0.5 ],
+           [0.25, 0.75]], dtype=float32)
+    """
+    return _dispatch.elementwise("softmax", x, axis, dtype, out)
+
+
+def log_softmax(x, axis=-1, *, dtype=None, out=None):
+    """Logarithm of the softmax along ``axis``: ``x - max(x) - log(sum(exp(x - max(x))))``.
+
+    Accurate where ``log(softmax(x))`` is not: large negative values stay finite.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; dtypes as in `softmax`.
+    axis : int, tuple of ints or None, optional
+        Axis or axes of the distribution (default: the last).
+    dtype : {float16, float32, float64}, optional
+        Cast ``x`` to this dtype first; the result has this dtype.
+    out : numpy.ndarray, optional
+        Writable array of the result's shape and dtype; may be ``x`` itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        Log-probabilities of ``x``'s shape, or ``out``.
+
+    Raises
+    ------
+    numpy.exceptions.AxisError, ValueError, TypeError
+        As for `softmax`.
+
+    Examples
+    --------
+    >>> import nbsoftmax
+    >>> nbsoftmax.log_softmax([1000.0, 1.0])
+    array([   0., -999.])
+    """
+    return _dispatch.elementwise("log_softmax", x, axis, dtype, out)
+
+
+def softmax_backward(grad_output, output, axis=-1, *, out=None):
+    """Gradient of a loss with respect to softmax's input, from the softmax output.
+
+    Computes ``y * (g - sum(g * y, axis))`` with ``g = grad_output`` and ``y = output``
+    (the vector-Jacobian product of softmax), in one pass over each slice for the sum and
+    one for the result.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the softmax output.
+    output : array_like
+        The softmax output ``y``, of the same shape.
+    axis : int, tuple of ints or None, optional
+        The axis or axes the softmax was taken over (default: the last).
+    out : numpy.ndarray, optional
+        Writable array of the result's shape and dtype; may be either input.
+
+    Returns
+    -------
+    numpy.ndarray
+        Gradient with respect to the softmax input, in the common float dtype of the inputs.
+
+    Raises
+    ------
+    ValueError
+        The shapes of ``grad_output`` and ``output`` differ; bad ``out`` or ``axis``.
+    TypeError
+        Unsupported dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import nbsoftmax
+    >>> y = nbsoftmax.softmax([1.0, 2.0, 3.0])
+    >>> nbsoftmax.softmax_backward([1.0, 0.0, 0.0], y).round(4)
+    array([ 0.0819, -0.022 , -0.0599])
+    """
+    return _dispatch.backward("softmax_backward", grad_output, output, axis, out)
+
+
+def log_softmax_backward(grad_output, output, axis=-1, *, out=None):
+    """Gradient of a loss with respect to log_softmax's input, from the log_softmax output.
+
+    Computes ``g - exp(y) * sum(g, axis)`` with ``g = grad_output`` and ``y = output``.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to the log_softmax output.
+    output : array_like
+        The log_softmax output ``y``, of the same shape.
+    axis : int, tuple of ints or None, optional
+        The axis or axes the log_softmax was taken over (default: the last).
+    out : numpy.ndarray, optional
+        Writable array of the result's shape and dtype; may be either input.
+
+    Returns
+    -------
+    numpy.ndarray
+        Gradient with respect to the log_softmax input.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for `softmax_backward`.
+
+    Examples
+    --------
+    Cross-entropy with target class 2: the gradient is ``softmax(x) - onehot``.
+
+    >>> import numpy as np
+    >>> import nbsoftmax
+    >>> y = nbsoftmax.log_softmax([1.0, 2.0, 3.0])
+    >>> nbsoftmax.log_softmax_backward([0.0, 0.0, -1.0], y).round(4)
+    array([ 0.09  ,  0.2447, -0.3348])
+    """
+    return _dispatch.backward("log_softmax_backward", grad_output, output, axis, out)
+
+
+def logsumexp(x, axis=-1, *, keepdims=False):
+    """``log(sum(exp(x), axis))`` computed without overflow.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; dtypes as in `softmax`.
+    axis : int, tuple of ints or None, optional
+        Axis or axes to reduce (default: the last).
+    keepdims : bool, optional
+        Keep the reduced axes with length 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        The reduced array (0-d for a full reduction). An empty slice or one made only of
+        -inf gives -inf; +inf without NaN gives +inf; NaN gives NaN.
+
+    Examples
+    --------
+    >>> import nbsoftmax
+    >>> float(nbsoftmax.logsumexp([1000.0, 1000.0]))
+    1000.6931471805599
+    """
+    return _dispatch.logsumexp(x, axis, keepdims)
+
+
+def precompile(dtypes=("float32", "float64", "float16")):
+    """Compile every CPU kernel for ``dtypes`` now (or load it from the on-disk cache).
+
+    Useful when building container images or before timing: later first calls then pay
+    no compilation.
+
+    Examples
+    --------
+    >>> import nbsoftmax
+    >>> nbsoftmax.precompile(dtypes=("float32",))
+    """
+    from . import cpu
+
+    cpu.precompile(dtypes=tuple(dtypes))

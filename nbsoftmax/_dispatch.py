@@ -1,0 +1,244 @@
+"""The one dispatch layer: everything about a call except the arithmetic.
+
+For every public function it converts array-likes, normalises ``axis``, applies the dtype
+rules, checks or allocates ``out``, brings the arrays into a C-contiguous (outer, n, inner)
+form without copying where their memory allows (``_layout``), and hands them to a backend:
+``nbsoftmax.cpu`` for host arrays, ``nbsoftmax.cuda`` (imported on first use) for objects
+exposing ``__cuda_array_interface__``. Nothing is written before every check has passed.
+
+Inputs the kernels cannot read in place (byte-swapped, integer, broadcast, sliced with gaps,
+or softmax axes that are not adjacent in memory) are first copied into the result array,
+which the kernels then transform in place; so the only full-size allocation stays the
+result. The exceptions are logsumexp and the second input of the backward passes (the
+result cannot hold them) and an ``out`` whose own layout cannot be viewed so: then a
+result is computed and copied into it.
+"""
+
+import operator
+
+import numpy as np
+
+from . import _dtypes
+from ._layout import Layout
+
+try:  # NumPy >= 2.0
+    from numpy.lib.array_utils import normalize_axis_tuple
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.numeric import normalize_axis_tuple
+
+
+# ------------------------------------------------------------------ backends
+
+
+def _is_device_array(obj):
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+def _cuda_backend():
+    from . import cuda  # imported on first GPU call only: nothing probes a device at import
+
+    return cuda
+
+
+def _cpu_backend():
+    from . import cpu
+
+    return cpu
+
+
+# ------------------------------------------------------------------ arguments
+
+
+def _as_array(x, name):
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} could not be converted to an array: {exc}") from exc
+
+
+def normalize_axes(axis, ndim):
+    """axis (int, tuple of ints or None) -> sorted tuple of distinct non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"axis must be an int, a tuple of ints or None, not {axis!r}")
+    if isinstance(axis, (tuple, list)):
+        items = tuple(axis)
+    else:
+        items = (axis,)
+    try:
+        items = tuple(operator.index(a) for a in items)
+    except TypeError:
+        raise TypeError(f"axis must be an int, a tuple of ints or None, not {axis!r}") from None
+    if ndim == 0:
+        # A scalar accepts axis 0 or -1 (as SciPy does): the one element is its own slice.
+        if all(a in (0, -1) for a in items) and len(items) <= 1:
+            return ()
+        raise np.exceptions.AxisError(f"axis {axis!r} is out of bounds for a 0-d input")
+    return tuple(sorted(normalize_axis_tuple(items, ndim, "axis")))
+
+
+def _check_out(out, shape, dtype):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape} but the result has shape {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out has dtype {out.dtype} but the result has dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; expected a writable array")
+
+
+def _same_view(a, b):
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+
+
+def _readable_view(arr, layout, dtype, result):
+    """arr's (outer, n, inner) view when the kernels can read it in place, else None."""
+    if arr.dtype != dtype or not arr.dtype.isnative or not arr.flags.aligned:
+        return None
+    if result is not None and np.may_share_memory(arr, result) and not _same_view(arr, result):
+        return None  # partial overlap: reading while writing would see our own output
+    return layout.view3(arr)
+
+
+def _result_layout(x, axes, out, dtype):
+    """The layout that the kernels see, and the array they write (out, or a new one)."""
+    if out is not None:
+        layout = Layout(out.shape, out.strides, axes)
+        if layout.ok and layout.view3(out) is not None:
+            return layout, out
+    layout = Layout(x.shape, x.strides, axes)
+    if not (layout.ok and x.dtype == dtype and layout.view3(x) is not None):
+        layout = Layout.default(x.shape, axes)
+    return layout, layout.allocate(dtype)
+
+
+# ------------------------------------------------------------------ forward
+
+
+def _prepare(x, axis, dtype):
+    if _is_device_array(x):
+        return None
+    x = _as_array(x, "x")
+    if dtype is not None:
+        result = _dtypes.requested_dtype(dtype)
+        _dtypes.result_dtype(x.dtype)  # rejects complex, object, ... even when cast
+    else:
+        result = _dtypes.result_dtype(x.dtype)
+    axes = normalize_axes(axis, x.ndim)
+    return x, axes, result
+
+
+def elementwise(op, x, axis, dtype, out):
+    """softmax / log_softmax: result of x's shape."""
+    if _is_device_array(x) or _is_device_array(out):
+        return getattr(_cuda_backend(), op)(x, axis=axis, dtype=dtype, out=out)
+    x, axes, rdtype = _prepare(x, axis, dtype)
+    if out is not None:
+        _check_out(out, x.shape, rdtype)
+    if x.ndim == 0:
+        result = elementwise(op, x.reshape(1), 0, rdtype, None if out is None else out.reshape(1))
+        return result.reshape(()) if out is None else out
+    if x.size == 0:
+        return out if out is not None else np.empty(x.shape, rdtype)
+
+    layout, result = _result_layout(x, axes, out, rdtype)
+    result3 = layout.view3(result)
+    x3 = _readable_view(x, layout, rdtype, result)
+    if x3 is None:
+        np.copyto(result, x, casting="unsafe")
+        x3 = result3
+    _cpu_backend().run(op, (_kernel_form(x3),), _kernel_form(result3))
+    if out is not None and result is not out:
+        np.copyto(out, result)
+        return out
+    return result
+
+
+def logsumexp(x, axis, keepdims):
+    if _is_device_array(x):
+        return _cuda_backend().logsumexp(x, axis=axis, keepdims=keepdims)
+    x, axes, rdtype = _prepare(x, axis, None)
+    if x.ndim == 0:
+        return logsumexp(x.reshape(1), 0, False).reshape(())
+    if x.size == 0:
+        shape = tuple(1 if a in axes else s for a, s in enumerate(x.shape)) if keepdims \
+            else tuple(s for a, s in enumerate(x.shape) if a not in axes)
+        return np.full(shape, -np.inf, rdtype)
+
+    layout = Layout(x.shape, x.strides, axes)
+    x3 = _readable_view(x, layout, rdtype, None) if layout.ok else None
+    if x3 is None:
+        layout = Layout.default(x.shape, axes)
+        staged = layout.allocate(rdtype)
+        np.copyto(staged, x, casting="unsafe")
+        x3 = layout.view3(staged)
+    result, result2 = layout.allocate_reduced(rdtype)
+    _cpu_backend().run("logsumexp", (_kernel_form(x3),), _kernel_form(result2, reduced=True))
+    if keepdims:
+        result = np.expand_dims(result, axes)
+    return result
+
+
+# ------------------------------------------------------------------ backward
+
+
+def backward(op, grad_output, output, axis, out):
+    if any(_is_device_array(a) for a in (grad_output, output, out)):
+        return getattr(_cuda_backend(), op)(grad_output, output, axis=axis, out=out)
+    g = _as_array(grad_output, "grad_output")
+    y = _as_array(output, "output")
+    if g.shape != y.shape:
+        raise ValueError(
+            f"grad_output has shape {g.shape} but output has shape {y.shape}; they must match"
+        )
+    rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
+                            _dtypes.result_dtype(y.dtype, "output"))
+    axes = normalize_axes(axis, g.ndim)
+    if out is not None:
+        _check_out(out, g.shape, rdtype)
+    if g.ndim == 0:
+        o = None if out is None else out.reshape(1)
+        result = backward(op, g.reshape(1), y.reshape(1), 0, o)
+        return result.reshape(()) if out is None else out
+    if g.size == 0:
+        return out if out is not None else np.empty(g.shape, rdtype)
+
+    layout, result = _result_layout(g, axes, out, rdtype)
+    result3 = layout.view3(result)
+    g3 = _readable_view(g, layout, rdtype, result)
+    y3 = _readable_view(y, layout, rdtype, result)
+    if y3 is None:
+        y3 = _staged(y, layout, rdtype)
+    if g3 is None:
+        if np.may_share_memory(y3, result):  # y is out itself: keep it, stage g apart
+            g3 = _staged(g, layout, rdtype)
+        else:
+            np.copyto(result, g, casting="unsafe")
+            g3 = result3
+    _cpu_backend().run(op, (_kernel_form(g3), _kernel_form(y3)), _kernel_form(result3))
+    if out is not None and result is not out:
+        np.copyto(out, result)
+        return out
+    return result
+
+
+def _staged(arr, layout, dtype):
+    staged = layout.allocate(dtype)
+    np.copyto(staged, arr, casting="unsafe")
+    return layout.view3(staged)
+
+
+def _kernel_form(arr3, reduced=False):
+    """(outer, n, 1) -> (outer, n) rows for the slice kernels; float16 -> uint16 bits."""
+    arr3 = _dtypes.storage_view(arr3)
+    if reduced:
+        return arr3[:, 0] if arr3.shape[1] == 1 else arr3
+    return arr3[:, :, 0] if arr3.shape[2] == 1 else arr3
