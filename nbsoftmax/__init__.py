@@ -18,7 +18,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def softmax(x, axis=-1, *, dtype=None, out=None):
+def softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
     """Softmax along ``axis``: ``exp(x - max(x)) / sum(exp(x - max(x)))``.
 
     Parameters
@@ -34,6 +34,14 @@ def softmax(x, axis=-1, *, dtype=None, out=None):
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype, with any strides. It may be ``x``
         itself (in-place).
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute. None: on the GPU for CUDA device arrays (objects exposing
+        ``__cuda_array_interface__``: numba, CuPy, torch CUDA), on the CPU for host arrays.
+        "cuda" with host input copies it to the GPU and the result back.
+    stream : optional
+        CUDA stream to enqueue GPU work on (numba stream or a raw handle); by default the
+        stream the input array exports, else the default stream. Ignored on the CPU.
 
     Returns
     -------
@@ -65,10 +73,10 @@ def softmax(x, axis=-1, *, dtype=None, out=None):
     array([[0.5 , 0.5 ],
            [0.25, 0.75]], dtype=float32)
     """
-    return _dispatch.elementwise("softmax", x, axis, dtype, out)
+    return _dispatch.elementwise("softmax", x, axis, dtype, out, device, stream)
 
 
-def log_softmax(x, axis=-1, *, dtype=None, out=None):
+def log_softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
     """Logarithm of the softmax along ``axis``: ``x - max(x) - log(sum(exp(x - max(x))))``.
 
     Accurate where ``log(softmax(x))`` is not: large negative values stay finite.
@@ -83,6 +91,14 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None):
         Cast ``x`` to this dtype first; the result has this dtype.
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype; may be ``x`` itself.
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute. None: on the GPU for CUDA device arrays (objects exposing
+        ``__cuda_array_interface__``: numba, CuPy, torch CUDA), on the CPU for host arrays.
+        "cuda" with host input copies it to the GPU and the result back.
+    stream : optional
+        CUDA stream to enqueue GPU work on (numba stream or a raw handle); by default the
+        stream the input array exports, else the default stream. Ignored on the CPU.
 
     Returns
     -------
@@ -100,10 +116,10 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None):
     >>> nbsoftmax.log_softmax([1000.0, 1.0])
     array([   0., -999.])
     """
-    return _dispatch.elementwise("log_softmax", x, axis, dtype, out)
+    return _dispatch.elementwise("log_softmax", x, axis, dtype, out, device, stream)
 
 
-def softmax_backward(grad_output, output, axis=-1, *, out=None):
+def softmax_backward(grad_output, output, axis=-1, *, out=None, device=None, stream=None):
     """Gradient of a loss with respect to softmax's input, from the softmax output.
 
     Computes ``y * (g - sum(g * y, axis))`` with ``g = grad_output`` and ``y = output``
@@ -120,6 +136,14 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None):
         The axis or axes the softmax was taken over (default: the last).
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype; may be either input.
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute. None: on the GPU for CUDA device arrays (objects exposing
+        ``__cuda_array_interface__``: numba, CuPy, torch CUDA), on the CPU for host arrays.
+        "cuda" with host input copies it to the GPU and the result back.
+    stream : optional
+        CUDA stream to enqueue GPU work on (numba stream or a raw handle); by default the
+        stream the input array exports, else the default stream. Ignored on the CPU.
 
     Returns
     -------
@@ -141,10 +165,10 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None):
     >>> nbsoftmax.softmax_backward([1.0, 0.0, 0.0], y).round(4)
     array([ 0.0819, -0.022 , -0.0599])
     """
-    return _dispatch.backward("softmax_backward", grad_output, output, axis, out)
+    return _dispatch.backward("softmax_backward", grad_output, output, axis, out, device, stream)
 
 
-def log_softmax_backward(grad_output, output, axis=-1, *, out=None):
+def log_softmax_backward(grad_output, output, axis=-1, *, out=None, device=None, stream=None):
     """Gradient of a loss with respect to log_softmax's input, from the log_softmax output.
 
     Computes ``g - exp(y) * sum(g, axis)`` with ``g = grad_output`` and ``y = output``.
@@ -159,6 +183,14 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None):
         The axis or axes the log_softmax was taken over (default: the last).
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype; may be either input.
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute. None: on the GPU for CUDA device arrays (objects exposing
+        ``__cuda_array_interface__``: numba, CuPy, torch CUDA), on the CPU for host arrays.
+        "cuda" with host input copies it to the GPU and the result back.
+    stream : optional
+        CUDA stream to enqueue GPU work on (numba stream or a raw handle); by default the
+        stream the input array exports, else the default stream. Ignored on the CPU.
 
     Returns
     -------
@@ -180,10 +212,10 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None):
     >>> nbsoftmax.log_softmax_backward([0.0, 0.0, -1.0], y).round(4)
     array([ 0.09  ,  0.2447, -0.3348])
     """
-    return _dispatch.backward("log_softmax_backward", grad_output, output, axis, out)
+    return _dispatch.backward("log_softmax_backward", grad_output, output, axis, out, device, stream)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False):
+def logsumexp(x, axis=-1, *, keepdims=False, device=None, stream=None):
     """``log(sum(exp(x), axis))`` computed without overflow.
 
     Parameters
@@ -194,6 +226,14 @@ def logsumexp(x, axis=-1, *, keepdims=False):
         Axis or axes to reduce (default: the last).
     keepdims : bool, optional
         Keep the reduced axes with length 1.
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute. None: on the GPU for CUDA device arrays (objects exposing
+        ``__cuda_array_interface__``: numba, CuPy, torch CUDA), on the CPU for host arrays.
+        "cuda" with host input copies it to the GPU and the result back.
+    stream : optional
+        CUDA stream to enqueue GPU work on (numba stream or a raw handle); by default the
+        stream the input array exports, else the default stream. Ignored on the CPU.
 
     Returns
     -------
@@ -207,7 +247,7 @@ def logsumexp(x, axis=-1, *, keepdims=False):
     >>> float(nbsoftmax.logsumexp([1000.0, 1000.0]))
     1000.6931471805599
     """
-    return _dispatch.logsumexp(x, axis, keepdims)
+    return _dispatch.logsumexp(x, axis, keepdims, device, stream)
 
 
 def precompile(dtypes=("float32", "float64", "float16")):

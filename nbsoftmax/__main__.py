@@ -1,10 +1,14 @@
-"""``python -m nbsoftmax`` / ``nbsoftmax``: a short demonstration (the benchmark issue
-replaces it with ``nbsoftmax bench``)."""
+"""The ``nbsoftmax`` command (also ``python -m nbsoftmax``).
 
+Each subcommand lives in its own module, imported only when it runs; with no subcommand a
+short demonstration is printed.
+"""
+
+import argparse
 import sys
 
 
-def main(argv=None):
+def _demo(args):
     import numpy as np
 
     import nbsoftmax
@@ -16,6 +20,22 @@ def main(argv=None):
     rows = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]], dtype=np.float32)
     print("softmax(rows, axis=1)        ->\n", nbsoftmax.softmax(rows, axis=1))
     return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="nbsoftmax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    demo = sub.add_parser("demo", help="print a short demonstration")
+    demo.set_defaults(func=_demo)
+    # Subcommands register here: each module has add_parser(sub) setting func=...
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", _demo)
+    return func(args)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,13 @@ def _cuda_backend():
     return cuda
 
 
+def _on_gpu(device, *arrays):
+    """Whether this call runs on the GPU: device arrays given, or device="cuda" asked for."""
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f'device must be None, "cpu" or "cuda", not {device!r}')
+    return device == "cuda" or any(_is_device_array(a) for a in arrays)
+
+
 def _cpu_backend():
     from . import cpu
 
@@ -124,8 +131,6 @@ def _result_layout(x, axes, out, dtype):
 
 
 def _prepare(x, axis, dtype):
-    if _is_device_array(x):
-        return None
     x = _as_array(x, "x")
     if dtype is not None:
         result = _dtypes.requested_dtype(dtype)
@@ -136,10 +141,11 @@ def _prepare(x, axis, dtype):
     return x, axes, result
 
 
-def elementwise(op, x, axis, dtype, out):
+def elementwise(op, x, axis, dtype, out, device=None, stream=None):
     """softmax / log_softmax: result of x's shape."""
-    if _is_device_array(x) or _is_device_array(out):
-        return getattr(_cuda_backend(), op)(x, axis=axis, dtype=dtype, out=out)
+    if _on_gpu(device, x, out):
+        return getattr(_cuda_backend(), op)(x, axis=axis, dtype=dtype, out=out, device=device,
+                                            stream=stream)
     x, axes, rdtype = _prepare(x, axis, dtype)
     if out is not None:
         _check_out(out, x.shape, rdtype)
@@ -162,9 +168,10 @@ def elementwise(op, x, axis, dtype, out):
     return result
 
 
-def logsumexp(x, axis, keepdims):
-    if _is_device_array(x):
-        return _cuda_backend().logsumexp(x, axis=axis, keepdims=keepdims)
+def logsumexp(x, axis, keepdims, device=None, stream=None):
+    if _on_gpu(device, x):
+        return _cuda_backend().logsumexp(x, axis=axis, keepdims=keepdims, device=device,
+                                         stream=stream)
     x, axes, rdtype = _prepare(x, axis, None)
     if x.ndim == 0:
         return logsumexp(x.reshape(1), 0, False).reshape(())
@@ -190,9 +197,10 @@ def logsumexp(x, axis, keepdims):
 # ------------------------------------------------------------------ backward
 
 
-def backward(op, grad_output, output, axis, out):
-    if any(_is_device_array(a) for a in (grad_output, output, out)):
-        return getattr(_cuda_backend(), op)(grad_output, output, axis=axis, out=out)
+def backward(op, grad_output, output, axis, out, device=None, stream=None):
+    if _on_gpu(device, grad_output, output, out):
+        return getattr(_cuda_backend(), op)(grad_output, output, axis=axis, out=out,
+                                            device=device, stream=stream)
     g = _as_array(grad_output, "grad_output")
     y = _as_array(output, "output")
     if g.shape != y.shape:
