@@ -61,7 +61,9 @@ class Layout:
             for a, size in enumerate(self.shape)
         )
         position = {a: i for i, a in enumerate(self.kept)}
-        view = arr[index].transpose([position[a] for a in self.order])
+        # The Ellipsis keeps the result a view when every axis is indexed by an int (all
+        # lengths 1): arr[0, 0] alone is a scalar copy, which the kernels would write into.
+        view = arr[index + (...,)].transpose([position[a] for a in self.order])
         if not view.flags.c_contiguous:
             return None
         return view.reshape(self.outer, self.n, self.inner)
