@@ -23,61 +23,61 @@ from ._math import store, to_compute
 @njit(cache=True)
 def softmax_rows_serial(x, out):
     for i in range(x.shape[0]):
-        S.softmax_slice(x[i], out[i])
+        S.softmax_slice(x, out, i)
 
 
 @njit(parallel=True, cache=True)
 def softmax_rows_parallel(x, out):
     for i in prange(x.shape[0]):
-        S.softmax_slice(x[i], out[i])
+        S.softmax_slice(x, out, i)
 
 
 @njit(cache=True)
 def log_softmax_rows_serial(x, out):
     for i in range(x.shape[0]):
-        S.log_softmax_slice(x[i], out[i])
+        S.log_softmax_slice(x, out, i)
 
 
 @njit(parallel=True, cache=True)
 def log_softmax_rows_parallel(x, out):
     for i in prange(x.shape[0]):
-        S.log_softmax_slice(x[i], out[i])
+        S.log_softmax_slice(x, out, i)
 
 
 @njit(cache=True)
 def logsumexp_rows_serial(x, out):
     for i in range(x.shape[0]):
-        store(out, i, to_compute(out, S.logsumexp_slice(x[i])))
+        store(out, i, to_compute(out, S.logsumexp_slice(x, i)))
 
 
 @njit(parallel=True, cache=True)
 def logsumexp_rows_parallel(x, out):
     for i in prange(x.shape[0]):
-        store(out, i, to_compute(out, S.logsumexp_slice(x[i])))
+        store(out, i, to_compute(out, S.logsumexp_slice(x, i)))
 
 
 @njit(cache=True)
 def softmax_backward_rows_serial(g, y, out):
     for i in range(g.shape[0]):
-        S.softmax_backward_slice(g[i], y[i], out[i])
+        S.softmax_backward_slice(g, y, out, i)
 
 
 @njit(parallel=True, cache=True)
 def softmax_backward_rows_parallel(g, y, out):
     for i in prange(g.shape[0]):
-        S.softmax_backward_slice(g[i], y[i], out[i])
+        S.softmax_backward_slice(g, y, out, i)
 
 
 @njit(cache=True)
 def log_softmax_backward_rows_serial(g, y, out):
     for i in range(g.shape[0]):
-        S.log_softmax_backward_slice(g[i], y[i], out[i])
+        S.log_softmax_backward_slice(g, y, out, i)
 
 
 @njit(parallel=True, cache=True)
 def log_softmax_backward_rows_parallel(g, y, out):
     for i in prange(g.shape[0]):
-        S.log_softmax_backward_slice(g[i], y[i], out[i])
+        S.log_softmax_backward_slice(g, y, out, i)
 
 
 # ------------------------------------------------------------------------- columns
@@ -95,7 +95,7 @@ def softmax_columns_serial(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in range(x.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, x.shape[2])
-        C.softmax_columns(x[o], out[o], c0, c1)
+        C.softmax_columns(x, out, o, c0, c1)
 
 
 @njit(parallel=True, cache=True)
@@ -103,7 +103,7 @@ def softmax_columns_parallel(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in prange(x.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, x.shape[2])
-        C.softmax_columns(x[o], out[o], c0, c1)
+        C.softmax_columns(x, out, o, c0, c1)
 
 
 @njit(cache=True)
@@ -111,7 +111,7 @@ def log_softmax_columns_serial(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in range(x.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, x.shape[2])
-        C.log_softmax_columns(x[o], out[o], c0, c1)
+        C.log_softmax_columns(x, out, o, c0, c1)
 
 
 @njit(parallel=True, cache=True)
@@ -119,7 +119,7 @@ def log_softmax_columns_parallel(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in prange(x.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, x.shape[2])
-        C.log_softmax_columns(x[o], out[o], c0, c1)
+        C.log_softmax_columns(x, out, o, c0, c1)
 
 
 @njit(cache=True)
@@ -127,7 +127,7 @@ def logsumexp_columns_serial(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in range(x.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, x.shape[2])
-        C.logsumexp_columns(x[o], out[o], c0, c1)
+        C.logsumexp_columns(x, out, o, c0, c1)
 
 
 @njit(parallel=True, cache=True)
@@ -135,7 +135,7 @@ def logsumexp_columns_parallel(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in prange(x.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, x.shape[2])
-        C.logsumexp_columns(x[o], out[o], c0, c1)
+        C.logsumexp_columns(x, out, o, c0, c1)
 
 
 @njit(cache=True)
@@ -143,7 +143,7 @@ def softmax_backward_columns_serial(g, y, out, tile):
     tiles = (g.shape[2] + tile - 1) // tile
     for t in range(g.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, g.shape[2])
-        C.softmax_backward_columns(g[o], y[o], out[o], c0, c1)
+        C.softmax_backward_columns(g, y, out, o, c0, c1)
 
 
 @njit(parallel=True, cache=True)
@@ -151,7 +151,7 @@ def softmax_backward_columns_parallel(g, y, out, tile):
     tiles = (g.shape[2] + tile - 1) // tile
     for t in prange(g.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, g.shape[2])
-        C.softmax_backward_columns(g[o], y[o], out[o], c0, c1)
+        C.softmax_backward_columns(g, y, out, o, c0, c1)
 
 
 @njit(cache=True)
@@ -159,7 +159,7 @@ def log_softmax_backward_columns_serial(g, y, out, tile):
     tiles = (g.shape[2] + tile - 1) // tile
     for t in range(g.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, g.shape[2])
-        C.log_softmax_backward_columns(g[o], y[o], out[o], c0, c1)
+        C.log_softmax_backward_columns(g, y, out, o, c0, c1)
 
 
 @njit(parallel=True, cache=True)
@@ -167,4 +167,4 @@ def log_softmax_backward_columns_parallel(g, y, out, tile):
     tiles = (g.shape[2] + tile - 1) // tile
     for t in prange(g.shape[0] * tiles):
         o, c0, c1 = _tile_bounds(t, tiles, tile, g.shape[2])
-        C.log_softmax_backward_columns(g[o], y[o], out[o], c0, c1)
+        C.log_softmax_backward_columns(g, y, out, o, c0, c1)

@@ -280,6 +280,68 @@ def _store_overload(a, i, v):
     return store_same
 
 
+def load2(a, i, j):
+    """a[i, j] widened to the compute type."""
+    raise TypeError("load2 is only callable from compiled code")
+
+
+def store2(a, i, j, v):
+    """a[i, j] = v, narrowed to a's storage type."""
+    raise TypeError("store2 is only callable from compiled code")
+
+
+@overload(load2, inline="always")
+def _load2_overload(a, i, j):
+    if a.dtype == types.uint16:
+        return lambda a, i, j: half_bits_to_float32(a[i, j])
+    return lambda a, i, j: a[i, j]
+
+
+@overload(store2, inline="always")
+def _store2_overload(a, i, j, v):
+    if a.dtype == types.uint16:
+        def store_half(a, i, j, v):
+            a[i, j] = float32_to_half_bits(v)
+
+        return store_half
+
+    def store_same(a, i, j, v):
+        a[i, j] = v
+
+    return store_same
+
+
+def load3(a, i, j, k):
+    """a[i, j, k] widened to the compute type."""
+    raise TypeError("load3 is only callable from compiled code")
+
+
+def store3(a, i, j, k, v):
+    """a[i, j, k] = v, narrowed to a's storage type."""
+    raise TypeError("store3 is only callable from compiled code")
+
+
+@overload(load3, inline="always")
+def _load3_overload(a, i, j, k):
+    if a.dtype == types.uint16:
+        return lambda a, i, j, k: half_bits_to_float32(a[i, j, k])
+    return lambda a, i, j, k: a[i, j, k]
+
+
+@overload(store3, inline="always")
+def _store3_overload(a, i, j, k, v):
+    if a.dtype == types.uint16:
+        def store_half(a, i, j, k, v):
+            a[i, j, k] = float32_to_half_bits(v)
+
+        return store_half
+
+    def store_same(a, i, j, k, v):
+        a[i, j, k] = v
+
+    return store_same
+
+
 @overload(compute_zero, inline="always")
 def _compute_zero_overload(a):
     if a.dtype == types.float64:
