@@ -21,6 +21,10 @@ from . import _drivers
 # 3-10k elements for 10-column rows, ~10k for 128 columns and ~30k for 1000 columns.
 PARALLEL_MIN_ELEMENTS = 32_768
 
+# Fewer rows than twice the threads, each of at least this many bytes: rows are cut in pieces
+# shared among threads (one row of 50M float32 would otherwise run on one core).
+SPLIT_MIN_BYTES = 1 << 20
+
 # Columns per task of the non-last-axis kernels: 4096 columns keep the three per-column
 # work arrays (max, sum, 1/sum: 48-64 KB) in L2 while whole row segments stream from memory.
 MAX_COLUMN_TILE = 4096
@@ -46,12 +50,12 @@ _compile_lock = threading.Lock()
 
 def _signature(op, layout, storage):
     n_inputs, dim_change = _OPS[op]
-    ndim = 2 if layout == "rows" else 3
+    ndim = 3 if layout == "columns" else 2
     ro = types.Array(storage, ndim, "C", readonly=True)
     rw = types.Array(storage, ndim + dim_change, "C")
     args = (ro,) * n_inputs + (rw,)
-    if layout == "columns":
-        args += (types.intp,)
+    if layout != "rows":
+        args += (types.intp,)  # tile (columns) or chunk (split)
     return types.void(*args)
 
 
@@ -94,7 +98,13 @@ def run(op, inputs, out):
     """Run op on 2-D (rows) or 3-D (columns) C-contiguous storage views; writes out."""
     first = inputs[0]
     if first.ndim == 2:
-        parallel = _use_parallel(first.shape[0], first.size)
+        rows, n = first.shape
+        threads = numba.get_num_threads()
+        if threads > 1 and rows < 2 * threads and n * first.itemsize >= SPLIT_MIN_BYTES:
+            chunk = max(SPLIT_MIN_BYTES // (2 * first.itemsize), -(-n * rows // (4 * threads)))
+            get_kernel(op, "split", first.dtype, True)(*inputs, out, chunk)
+            return
+        parallel = _use_parallel(rows, first.size)
         get_kernel(op, "rows", first.dtype, parallel)(*inputs, out)
     else:
         outer, _, inner = first.shape
@@ -104,12 +114,14 @@ def run(op, inputs, out):
         get_kernel(op, "columns", first.dtype, parallel)(*inputs, out, tile)
 
 
-def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64), layouts=("rows", "columns"),
-               parallel=(False, True)):
+def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
+               layouts=("rows", "columns", "split"), parallel=(False, True)):
     """Compile (or load from the on-disk cache) the given kernel variants now."""
     for op in ops:
         for dtype in dtypes:
             storage = np.dtype(np.uint16) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
             for layout in layouts:
                 for par in parallel:
+                    if layout == "split" and not par:
+                        continue  # split rows exist only in parallel
                     get_kernel(op, layout, storage, par)

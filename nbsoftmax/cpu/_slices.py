@@ -34,6 +34,7 @@ from ._math import (
 )
 
 BLOCK = 512
+LONG_ROW_BYTES = 256 * 1024
 
 # Reductions only vectorise when LLVM may reorder them; 'nnan'/'ninf' are left out on purpose
 # (full fastmath turned NaN rows into finite wrong ones), and these four were measured as
@@ -94,6 +95,58 @@ def _block_sum(g, i, b0, b1):
     return s
 
 
+@njit(fastmath=REDUCE, cache=True)
+def _block_max(x, i, b0, b1):
+    m = compute_neg_inf(x)
+    for j in range(b0, b1):
+        m = fmaximum(m, load2(x, i, j))
+    return m
+
+
+@njit(cache=True)
+def online_stats(x, i, b0, b1):
+    """(max, sum(exp(x - max))) of x[i, b0:b1] in one read, block by block.
+
+    Each BLOCK is read twice from L1 (its max, then its exp-sum against that max), and the
+    running sum is rescaled when the max grows (Milakov & Gimelshein's online softmax at
+    block granularity). max is NaN or +inf when the slice is NaN by convention; an all
+    -inf (or empty) slice gives (-inf, 0).
+    """
+    m = np.float64(-np.inf)
+    s = 0.0
+    for c0 in range(b0, b1, BLOCK):
+        c1 = min(c0 + BLOCK, b1)
+        bm = _block_max(x, i, c0, c1)
+        if bm == -np.inf:
+            continue  # contributes exp(-inf) = 0; and exp(-inf - -inf) would be NaN
+        if not math.isfinite(bm):
+            return np.float64(bm), 0.0
+        bs = np.float64(_block_exp_sum(x, i, bm, c0, c1))
+        bm64 = np.float64(bm)
+        if bm64 > m:
+            s = s * math.exp(m - bm64) + bs
+            m = bm64
+        else:
+            s += bs * math.exp(bm64 - m)
+    return m, s
+
+
+@njit(cache=True)
+def combine_stats(m1, s1, m2, s2):
+    """Merge two (max, sum) pairs from online_stats."""
+    if not math.isfinite(m1) and m1 != -np.inf:
+        return m1, s1
+    if not math.isfinite(m2) and m2 != -np.inf:
+        return m2, s2
+    if m2 == -np.inf:
+        return m1, s1
+    if m1 == -np.inf:
+        return m2, s2
+    if m2 > m1:
+        return m2, s1 * math.exp(m1 - m2) + s2
+    return m1, s1 + s2 * math.exp(m2 - m1)
+
+
 @njit(cache=True)
 def exp_store_sum(x, i, m, out):
     """sum(exp(x[i] - m)) in float64; also writes the exp values to out where it can hold them."""
@@ -118,32 +171,37 @@ def exp_sum(x, i, m):
 
 
 @njit(cache=True)
-def dot(g, y, i):
-    n = g.shape[1]
+def dot_range(g, y, i, b0, b1):
+    """sum(g[i, b0:b1] * y[i, b0:b1]) in float64."""
     total = 0.0
     comp = 0.0
-    for b0 in range(0, n, BLOCK):
-        b1 = min(b0 + BLOCK, n)
-        total, comp = _neumaier_add(total, comp, np.float64(_block_dot(g, y, i, b0, b1)))
+    for c0 in range(b0, b1, BLOCK):
+        c1 = min(c0 + BLOCK, b1)
+        total, comp = _neumaier_add(total, comp, np.float64(_block_dot(g, y, i, c0, c1)))
     return total + comp
 
 
 @njit(cache=True)
-def total(g, i):
-    n = g.shape[1]
+def total_range(g, i, b0, b1):
+    """sum(g[i, b0:b1]) in float64."""
     t = 0.0
     comp = 0.0
-    for b0 in range(0, n, BLOCK):
-        b1 = min(b0 + BLOCK, n)
-        t, comp = _neumaier_add(t, comp, np.float64(_block_sum(g, i, b0, b1)))
+    for c0 in range(b0, b1, BLOCK):
+        c1 = min(c0 + BLOCK, b1)
+        t, comp = _neumaier_add(t, comp, np.float64(_block_sum(g, i, c0, c1)))
     return t + comp
 
 
 @njit(cache=True)
-def fill_nan(out, i):
+def fill_nan_range(out, i, b0, b1):
     nan = to_compute(out, np.nan)
-    for j in range(out.shape[1]):
+    for j in range(b0, b1):
         store2(out, i, j, nan)
+
+
+@njit(cache=True)
+def fill_nan(out, i):
+    fill_nan_range(out, i, 0, out.shape[1])
 
 
 @njit(cache=True)
@@ -153,13 +211,35 @@ def _scale(out, i, inv):
 
 
 @njit(cache=True)
-def _write_scaled_exp(x, i, m, inv, out):
-    for j in range(x.shape[1]):
+def write_softmax(x, out, i, m, inv, b0, b1):
+    for j in range(b0, b1):
         store2(out, i, j, exp_(load2(x, i, j) - m) * inv)
 
 
 @njit(cache=True)
+def write_log_softmax(x, out, i, m, log_s, b0, b1):
+    for j in range(b0, b1):
+        store2(out, i, j, (load2(x, i, j) - m) - log_s)
+
+
+@njit(cache=True)
+def is_long(x):
+    """Rows whose input and output no longer share L2 (1 MiB a core here) take two passes
+    over memory (online max+sum, then recompute exp while writing) instead of three (max,
+    exp+store+sum, scale), whose last two would then miss the cache: 3 accesses per element
+    instead of 5."""
+    return x.shape[1] * x.itemsize > LONG_ROW_BYTES
+
+
+@njit(cache=True)
 def softmax_slice(x, out, i):
+    if is_long(x):
+        m, s = online_stats(x, i, 0, x.shape[1])
+        if not math.isfinite(m):
+            fill_nan(out, i)
+        else:
+            write_softmax(x, out, i, to_compute(x, m), to_compute(out, 1.0 / s), 0, x.shape[1])
+        return
     m = slice_max(x, i)
     # max is NaN (a NaN present), +inf (the slice is NaN by convention) or -inf (every
     # entry -inf, or an empty slice): the whole slice is NaN, as in scipy and torch.
@@ -171,39 +251,52 @@ def softmax_slice(x, out, i):
     if keeps_exact_exp(out):
         _scale(out, i, inv)
     else:
-        _write_scaled_exp(x, i, m, inv, out)
+        write_softmax(x, out, i, m, inv, 0, x.shape[1])
 
 
 @njit(cache=True)
 def log_softmax_slice(x, out, i):
-    m = slice_max(x, i)
+    if is_long(x):
+        m64, s = online_stats(x, i, 0, x.shape[1])
+        m = to_compute(x, m64)
+    else:
+        m = slice_max(x, i)
+        s = exp_sum(x, i, m) if math.isfinite(m) else 0.0
     if not math.isfinite(m):
         fill_nan(out, i)
         return
-    log_s = to_compute(out, math.log(exp_sum(x, i, m)))
-    for j in range(x.shape[1]):
-        store2(out, i, j, (load2(x, i, j) - m) - log_s)
+    write_log_softmax(x, out, i, m, to_compute(out, math.log(s)), 0, x.shape[1])
 
 
 @njit(cache=True)
 def logsumexp_slice(x, i):
     """log(sum(exp(x[i]))) in float64 (the caller rounds it to the result type)."""
-    m = slice_max(x, i)
+    m, s = online_stats(x, i, 0, x.shape[1])
     if not math.isfinite(m):
         # NaN stays NaN, all -inf (or empty) gives -inf, any +inf without NaN gives +inf.
-        return np.float64(m)
-    return np.float64(m) + math.log(exp_sum(x, i, m))
+        return m
+    return m + math.log(s)
 
 
 @njit(cache=True)
-def softmax_backward_slice(g, y, out, i):
-    d = to_compute(out, dot(g, y, i))
-    for j in range(g.shape[1]):
+def write_softmax_backward(g, y, out, i, d, b0, b1):
+    for j in range(b0, b1):
         store2(out, i, j, load2(y, i, j) * (load2(g, i, j) - d))
 
 
 @njit(cache=True)
-def log_softmax_backward_slice(g, y, out, i):
-    s = to_compute(out, total(g, i))
-    for j in range(g.shape[1]):
+def write_log_softmax_backward(g, y, out, i, s, b0, b1):
+    for j in range(b0, b1):
         store2(out, i, j, load2(g, i, j) - exp_(load2(y, i, j)) * s)
+
+
+@njit(cache=True)
+def softmax_backward_slice(g, y, out, i):
+    n = g.shape[1]
+    write_softmax_backward(g, y, out, i, to_compute(out, dot_range(g, y, i, 0, n)), 0, n)
+
+
+@njit(cache=True)
+def log_softmax_backward_slice(g, y, out, i):
+    n = g.shape[1]
+    write_log_softmax_backward(g, y, out, i, to_compute(out, total_range(g, i, 0, n)), 0, n)
