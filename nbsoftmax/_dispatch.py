@@ -141,8 +141,45 @@ def _prepare(x, axis, dtype):
     return x, axes, result
 
 
+_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _fast_rows(op, x, axis, out):
+    """The common call (C-contiguous float32/64 ndarray, last axis, no out or a C-contiguous
+    one) straight to the row kernel, or None. The general path spends ~13 us of Python per
+    call on layouts; this one ~1 us, so that a 1 x 10 softmax stays near torch's ~1.3 us."""
+    if (
+        x.dtype not in _FAST_DTYPES
+        or not (axis == -1 or axis == x.ndim - 1)
+        or x.ndim == 0
+        or x.size == 0
+        or not x.flags.c_contiguous
+        or not x.flags.aligned
+    ):
+        return None
+    if out is None:
+        out = np.empty_like(x)
+    elif not (
+        type(out) is np.ndarray
+        and out.dtype == x.dtype
+        and out.shape == x.shape
+        and out.flags.c_contiguous
+        and out.flags.writeable
+        and out.flags.aligned
+        and (out is x or not np.may_share_memory(out, x))
+    ):
+        return None
+    n = x.shape[-1]
+    _cpu_backend().run(op, (x.reshape(-1, n),), out.reshape(-1, n))
+    return out
+
+
 def elementwise(op, x, axis, dtype, out, device=None, stream=None):
     """softmax / log_softmax: result of x's shape."""
+    if type(x) is np.ndarray and dtype is None and device is None and type(axis) is int:
+        result = _fast_rows(op, x, axis, out)
+        if result is not None:
+            return result
     if _on_gpu(device, x, out):
         return getattr(_cuda_backend(), op)(x, axis=axis, dtype=dtype, out=out, device=device,
                                             stream=stream)

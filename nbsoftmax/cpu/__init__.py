@@ -80,6 +80,7 @@ def get_kernel(op, layout, dtype, parallel):
 
 
 def _use_parallel(work_items, elements):
+    # (get_num_threads is only asked when the size makes it matter: it costs ~0.3 us)
     return work_items > 1 and elements >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
 
 
@@ -99,6 +100,9 @@ def run(op, inputs, out):
     first = inputs[0]
     if first.ndim == 2:
         rows, n = first.shape
+        if first.size < PARALLEL_MIN_ELEMENTS:
+            get_kernel(op, "rows", first.dtype, False)(*inputs, out)
+            return
         threads = numba.get_num_threads()
         if threads > 1 and rows < 2 * threads and n * first.itemsize >= SPLIT_MIN_BYTES:
             chunk = max(SPLIT_MIN_BYTES // (2 * first.itemsize), -(-n * rows // (4 * threads)))
