@@ -28,6 +28,13 @@ def build_parser():
     demo = sub.add_parser("demo", help="print a short demonstration")
     demo.set_defaults(func=_demo)
     # Subcommands register here: each module has add_parser(sub) setting func=...
+    from . import _info, _warmup
+
+    _info.add_parser(sub)
+    _warmup.add_parser(sub)
+    from . import _bench
+
+    _bench.add_parser(sub)
     return parser
 
 
