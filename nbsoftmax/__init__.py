@@ -4,7 +4,10 @@ The public functions live here; ``nbsoftmax._dispatch`` owns validation, axes, d
 choice of kernel, and ``nbsoftmax.cpu`` / ``nbsoftmax.cuda`` hold the kernels.
 """
 
-from . import _dispatch
+from . import _dispatch, _threading
+
+# Make pip's libtbb findable by Numba before any parallel launch (see nbsoftmax._threading).
+_threading.preload_tbb()
 
 __all__ = [
     "softmax",
@@ -250,17 +253,34 @@ def logsumexp(x, axis=-1, *, keepdims=False, device=None, stream=None):
     return _dispatch.logsumexp(x, axis, keepdims, device, stream)
 
 
-def precompile(dtypes=("float32", "float64", "float16")):
+def precompile(dtypes=("float32", "float64", "float16"), ops=None):
     """Compile every CPU kernel for ``dtypes`` now (or load it from the on-disk cache).
 
-    Useful when building container images or before timing: later first calls then pay
-    no compilation.
+    Useful when building container images (also ``nbsoftmax warmup``) or before timing:
+    later first calls, in this process or in any later one sharing the cache directory,
+    then pay no compilation.
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float16", "float32", "float64"}
+        Result dtypes to compile for (bool and integer input uses float64).
+    ops : sequence of str, optional
+        Function names among ``softmax``, ``log_softmax``, ``logsumexp``,
+        ``softmax_backward`` and ``log_softmax_backward``; default all.
 
     Examples
     --------
     >>> import nbsoftmax
-    >>> nbsoftmax.precompile(dtypes=("float32",))
+    >>> nbsoftmax.precompile(dtypes=("float32",), ops=("softmax",))
     """
-    from . import cpu
+    from . import _dtypes, cpu
 
-    cpu.precompile(dtypes=tuple(dtypes))
+    dtypes = tuple(_dtypes.requested_dtype(d) for d in dtypes)
+    if ops is None:
+        ops = tuple(cpu._OPS)
+    else:
+        ops = tuple(ops)
+        unknown = [op for op in ops if op not in cpu._OPS]
+        if unknown:
+            raise ValueError(f"ops has unknown names {unknown}; expected some of {list(cpu._OPS)}")
+    cpu.precompile(ops=ops, dtypes=dtypes)

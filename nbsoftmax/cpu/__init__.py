@@ -5,7 +5,9 @@ receives C-contiguous ``(rows, n)`` arrays when the softmax axis is the unit-str
 ``(outer, n, inner)`` arrays otherwise, already validated, with float16 data passed as its
 uint16 bit pattern. It picks the serial or parallel driver by size and compiles each
 (driver, storage dtype) pair on first use with an explicit signature (read-only inputs, so a
-read-only array reuses the same machine code) and ``cache=True``.
+read-only array reuses the same machine code), cached on disk by ``_cache.KernelCache``.
+Parallel drivers run through ``_ParallelKernel``, which applies the threading policy of
+``nbsoftmax._threading`` (serial fallback where the active threading layer is unsafe).
 """
 
 import threading
@@ -14,7 +16,17 @@ import numba
 import numpy as np
 from numba import types
 
-from . import _drivers
+from .. import _threading
+from . import _cache, _columns, _drivers, _math, _slices
+
+# The registry owns the on-disk cache (_cache.KernelCache, stamped with all kernel sources);
+# Numba's per-file caches of the helpers would serve stale inlined code after an edit of
+# another module, so they are switched off.
+for _module in (_drivers, _slices, _columns, _math):
+    for _obj in vars(_module).values():
+        if isinstance(_obj, numba.core.registry.CPUDispatcher):
+            _cache.detach(_obj)
+del _module, _obj
 
 # Serial below this many elements. Measured here (2-core Zen 3, omp and tbb layers): one
 # parallel launch costs 2.5-3 us over a serial call, and parallel overtook serial from about
@@ -72,11 +84,46 @@ def get_kernel(op, layout, dtype, parallel):
                 # A dispatcher per signature: with compilation disabled after this one
                 # signature, Numba converts e.g. a writable input to the read-only parameter
                 # type instead of compiling another specialisation.
-                options = {k: source.targetoptions[k] for k in ("parallel", "cache", "fastmath")
+                options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
                            if k in source.targetoptions}
-                kernel = numba.njit(sig, **options)(source.py_func)
+                kernel = _cache.attach(numba.njit(**options)(source.py_func))
+                kernel.compile(sig)  # or load it from the disk cache
+                kernel.disable_compile()
+                if parallel:
+                    kernel = _ParallelKernel(kernel, op, layout, dtype)
                 _compiled[key] = kernel
     return kernel
+
+
+class _ParallelKernel:
+    """A parallel driver that falls back to its serial twin where the threading layer is unsafe.
+
+    workqueue: one Python thread at a time (others do not wait: they run serially); a child
+    forked after GNU OpenMP started: always serial. See nbsoftmax._threading.
+    """
+
+    __slots__ = ("dispatcher", "op", "layout", "dtype")
+
+    def __init__(self, dispatcher, op, layout, dtype):
+        self.dispatcher, self.op, self.layout, self.dtype = dispatcher, op, layout, dtype
+
+    def __call__(self, *args):
+        mode = _threading.parallel_mode()
+        if mode is _threading.FREE:
+            return self.dispatcher(*args)
+        if mode is _threading.EXCLUSIVE:
+            lock = _threading.parallel_lock
+            if lock.acquire(blocking=False):
+                try:
+                    return self.dispatcher(*args)
+                finally:
+                    lock.release()
+        if self.layout == "split":  # same work as whole rows, without the chunk argument
+            return get_kernel(self.op, "rows", self.dtype, False)(*args[:-1])
+        return get_kernel(self.op, self.layout, self.dtype, False)(*args)
+
+    def __getattr__(self, name):  # inspect_asm, signatures, stats, ...
+        return getattr(self.dispatcher, name)
 
 
 def _use_parallel(work_items, elements):
