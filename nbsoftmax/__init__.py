@@ -72,7 +72,7 @@ def softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
     >>> nbsoftmax.softmax([1.0, 2.0, 3.0]).round(4)
     array([0.09  , 0.2447, 0.6652])
     >>> batch = np.array([[1.0, 1.0], [0.0, np.log(3.0)]], dtype=np.float32)
-    >>> nbsoftmax.softmax(batch, axis=1)
+    >>> nbsoftmax.softmax(batch, axis=1).round(4)
     array([[0.5 , 0.5 ],
            [0.25, 0.75]], dtype=float32)
     """

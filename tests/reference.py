@@ -1,0 +1,291 @@
+"""Reference implementations of every nbsoftmax operation, and the shared table of layouts.
+
+Two references per operation, both written independently of nbsoftmax:
+
+* ``softmax``, ``log_softmax``, ``logsumexp``, ``softmax_backward``, ``log_softmax_backward``:
+  float64 results from ``scipy.special`` / NumPy, with the issue's value conventions made
+  explicit (a slice holding NaN or +inf, or made only of -inf, is NaN throughout; logsumexp
+  of it is NaN, +inf or -inf; empty slices give empty results, logsumexp -inf).
+* ``*_exact``: the same formulas in ``np.longdouble`` (x87 80-bit here: 64-bit significand)
+  on the same input values, for the accuracy bounds. Inputs there are finite.
+
+Every reference takes the arguments of the nbsoftmax function it mirrors and casts its
+input to float64 (resp. longdouble) first, so bool, integer, float16 and byte-swapped input
+all work. The benchmarks import this module as ``tests.reference``.
+
+``LAYOUTS`` maps a layout name to a function making, from a C-contiguous base array, an
+array of another memory layout (with the same values, except where the layout itself
+forbids it: ``broadcast_*`` repeat one slice of the base, ``empty``/``zero_length``/
+``zero_d`` change the shape). Results on such an array must equal those on
+``np.array(layout(base), order="C")``.
+"""
+
+import numpy as np
+import scipy.special
+
+try:  # NumPy >= 2.0
+    from numpy.lib.array_utils import normalize_axis_tuple
+except ImportError:  # pragma: no cover - NumPy 1.x
+    from numpy.core.numeric import normalize_axis_tuple
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "softmax_backward",
+    "log_softmax_backward",
+    "softmax_exact",
+    "log_softmax_exact",
+    "logsumexp_exact",
+    "softmax_backward_exact",
+    "log_softmax_backward_exact",
+    "shifted_exact",
+    "reduced_axes",
+    "LAYOUTS",
+    "WRITABLE_LAYOUTS",
+]
+
+
+def reduced_axes(axis, ndim):
+    """The sorted tuple of axes an operation runs over (a 0-d input accepts None, 0, -1)."""
+    if ndim == 0:
+        if axis is None or (axis in (0, -1, (0,), (-1,), ())):
+            return ()
+        raise np.exceptions.AxisError(f"axis {axis!r} is out of bounds for a 0-d input")
+    if axis is None:
+        return tuple(range(ndim))
+    return tuple(sorted(normalize_axis_tuple(axis, ndim)))
+
+
+def _as(x, dtype):
+    x = np.asarray(x)
+    return x.astype(dtype) if x.dtype != dtype or not x.dtype.isnative else x
+
+
+def _bad_slices(x, axes):
+    """Slices (keepdims shape) that the conventions turn into NaN: NaN, +inf or all -inf."""
+    nan_or_posinf = np.any(np.isnan(x) | (x == np.inf), axis=axes, keepdims=True)
+    all_neginf = np.all(x == -np.inf, axis=axes, keepdims=True)
+    return nan_or_posinf | all_neginf
+
+
+# ------------------------------------------------------------------ float64 (SciPy)
+
+
+def softmax(x, axis=-1):
+    x = _as(x, np.float64)
+    axes = reduced_axes(axis, x.ndim)
+    if x.size == 0:
+        return np.empty(x.shape, np.float64)
+    with np.errstate(all="ignore"):
+        result = np.asarray(scipy.special.softmax(x, axis=axes), dtype=np.float64)
+    return np.where(_bad_slices(x, axes), np.nan, result)
+
+
+def log_softmax(x, axis=-1):
+    x = _as(x, np.float64)
+    axes = reduced_axes(axis, x.ndim)
+    if x.size == 0:
+        return np.empty(x.shape, np.float64)
+    with np.errstate(all="ignore"):
+        result = np.asarray(scipy.special.log_softmax(x, axis=axes), dtype=np.float64)
+    return np.where(_bad_slices(x, axes), np.nan, result)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    x = _as(x, np.float64)
+    axes = reduced_axes(axis, x.ndim)
+    reduced_shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
+    if x.size == 0:
+        result = np.full(reduced_shape, -np.inf)
+    else:
+        with np.errstate(all="ignore"):
+            result = np.asarray(scipy.special.logsumexp(x, axis=axes, keepdims=True), np.float64)
+        any_nan = np.any(np.isnan(x), axis=axes, keepdims=True)
+        any_posinf = np.any(x == np.inf, axis=axes, keepdims=True)
+        all_neginf = np.all(x == -np.inf, axis=axes, keepdims=True)
+        result = np.where(all_neginf, -np.inf, result)
+        result = np.where(any_posinf, np.inf, result)
+        result = np.where(any_nan, np.nan, result)
+    if not keepdims:
+        result = result.reshape([n for a, n in enumerate(reduced_shape) if a not in axes])
+    return result
+
+
+def softmax_backward(grad_output, output, axis=-1):
+    """y * (g - sum(g * y)) over the axes."""
+    g = _as(grad_output, np.float64)
+    y = _as(output, np.float64)
+    axes = reduced_axes(axis, g.ndim)
+    with np.errstate(all="ignore"):
+        return y * (g - np.sum(g * y, axis=axes, keepdims=True))
+
+
+def log_softmax_backward(grad_output, output, axis=-1):
+    """g - exp(y) * sum(g) over the axes."""
+    g = _as(grad_output, np.float64)
+    y = _as(output, np.float64)
+    axes = reduced_axes(axis, g.ndim)
+    with np.errstate(all="ignore"):
+        return g - np.exp(y) * np.sum(g, axis=axes, keepdims=True)
+
+
+# ------------------------------------------------------------------ np.longdouble ("exact")
+
+
+def shifted_exact(x, axis=-1):
+    """t = x - max(x) over the axes, in longdouble: the argument of exp in every bound."""
+    x = _as(x, np.longdouble)
+    axes = reduced_axes(axis, x.ndim)
+    return x - np.max(x, axis=axes, keepdims=True)
+
+
+def softmax_exact(x, axis=-1):
+    t = shifted_exact(x, axis)
+    e = np.exp(t)
+    return e / np.sum(e, axis=reduced_axes(axis, t.ndim), keepdims=True)
+
+
+def log_softmax_exact(x, axis=-1):
+    t = shifted_exact(x, axis)
+    return t - np.log(np.sum(np.exp(t), axis=reduced_axes(axis, t.ndim), keepdims=True))
+
+
+def logsumexp_exact(x, axis=-1):
+    x = _as(x, np.longdouble)
+    axes = reduced_axes(axis, x.ndim)
+    m = np.max(x, axis=axes, keepdims=True)
+    return np.squeeze(m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)), axis=axes)
+
+
+def softmax_backward_exact(grad_output, output, axis=-1):
+    g = _as(grad_output, np.longdouble)
+    y = _as(output, np.longdouble)
+    return y * (g - np.sum(g * y, axis=reduced_axes(axis, g.ndim), keepdims=True))
+
+
+def log_softmax_backward_exact(grad_output, output, axis=-1):
+    g = _as(grad_output, np.longdouble)
+    y = _as(output, np.longdouble)
+    return g - np.exp(y) * np.sum(g, axis=reduced_axes(axis, g.ndim), keepdims=True)
+
+
+# ------------------------------------------------------------------ layouts
+
+
+def _contiguous(base):
+    return np.array(base, order="C")
+
+
+def _fortran(base):
+    return np.array(base, order="F")
+
+
+def _sliced(base):
+    """A view with an offset and a step of 2 on every axis into a larger NaN-filled buffer."""
+    fill = np.nan if base.dtype.kind == "f" else 0
+    big = np.full([2 * n + 3 for n in base.shape], fill, base.dtype)
+    view = big[tuple(slice(1, 1 + 2 * n, 2) for n in base.shape)]
+    view[...] = base
+    return view
+
+
+def _sliced_rows(base):
+    """Contiguous inner axis, rows 1 element apart from the next (gaps between rows)."""
+    big = np.zeros(base.shape[:-1] + (base.shape[-1] + 3,), base.dtype)
+    view = big[..., 2 : 2 + base.shape[-1]]
+    view[...] = base
+    return view
+
+
+def _negative_strides(base):
+    """Every axis reversed in memory."""
+    flip = (slice(None, None, -1),) * base.ndim
+    return np.array(base[flip], order="C")[flip]
+
+
+def _negative_strides_first(base):
+    """Only the first axis reversed in memory."""
+    return np.array(base[::-1], order="C")[::-1]
+
+
+def _transposed(base):
+    """Memory order (last, first, second, ...): the last axis has the largest stride."""
+    order = (base.ndim - 1,) + tuple(range(base.ndim - 1))
+    return np.array(base.transpose(order), order="C").transpose(np.argsort(order))
+
+
+def _broadcast_first(base):
+    """Zero stride along the first axis (every row the same as the base's first)."""
+    return np.broadcast_to(base[:1], base.shape)
+
+
+def _broadcast_last(base):
+    """Zero stride along the last axis (constant slices along it)."""
+    return np.broadcast_to(base[..., :1], base.shape)
+
+
+def _byteswapped(base):
+    return base.astype(base.dtype.newbyteorder())
+
+
+def _readonly(base):
+    arr = np.array(base, order="C")
+    arr.flags.writeable = False
+    return arr
+
+
+def _unaligned(base):
+    """A C-ordered array at an odd byte address."""
+    buf = np.zeros(base.nbytes + 1, np.uint8)
+    arr = buf[1:].view(base.dtype).reshape(base.shape)
+    arr[...] = base
+    return arr
+
+
+def _empty(base):
+    return base[:0]
+
+
+def _zero_length(base):
+    """Slices of length 0 along the last axis."""
+    return base[..., :0]
+
+
+def _zero_d(base):
+    """A 0-d view into the base at an offset."""
+    return np.array(base, order="C")[(min(1, base.shape[0] - 1),) + (0,) * (base.ndim - 1) + (...,)]
+
+
+LAYOUTS = {
+    "contiguous": _contiguous,
+    "fortran": _fortran,
+    "sliced": _sliced,
+    "sliced_rows": _sliced_rows,
+    "negative_strides": _negative_strides,
+    "negative_strides_first": _negative_strides_first,
+    "transposed": _transposed,
+    "broadcast_first": _broadcast_first,
+    "broadcast_last": _broadcast_last,
+    "byteswapped": _byteswapped,
+    "readonly": _readonly,
+    "unaligned": _unaligned,
+    "empty": _empty,
+    "zero_length": _zero_length,
+    "zero_d": _zero_d,
+}
+
+# Layouts that keep the base's shape and can be written to (candidates for ``out``).
+WRITABLE_LAYOUTS = {
+    name: LAYOUTS[name]
+    for name in (
+        "contiguous",
+        "fortran",
+        "sliced",
+        "sliced_rows",
+        "negative_strides",
+        "negative_strides_first",
+        "transposed",
+        "unaligned",
+    )
+}
