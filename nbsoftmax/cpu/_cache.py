@@ -2,7 +2,10 @@
 
 Where: Numba's own search order — ``NUMBA_CACHE_DIR`` if set, else ``__pycache__`` beside the
 kernel sources, else (a read-only install) the user-wide cache (``$XDG_CACHE_HOME/numba`` or
-``~/.cache/numba``). With none writable, kernels are compiled in memory for the process.
+``~/.cache/numba``). One addition: a read-only ``NUMBA_CACHE_DIR`` or ``__pycache__`` that
+already holds a fresh entry for the kernel is used for loading (a cache filled by
+``nbsoftmax warmup`` in a container image that runs with a read-only file system). With
+nothing usable, kernels are compiled in memory for the process.
 
 What it changes against ``@njit(cache=True)``:
 
@@ -26,8 +29,10 @@ import functools
 import hashlib
 import os
 import pickle
+import sys
 
 from numba.core import caching
+from numba.core import config as numba_config
 from numba.core.serialize import dumps
 
 _SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -103,8 +108,60 @@ class _CheckedCacheFile(caching.IndexDataCacheFile):
         return data if stored_key == key else None
 
 
+def _entry_filename_base(py_func, py_file):
+    """What CacheImpl.get_filename_base gives for a source-file locator, plus our suffix."""
+    modname = os.path.splitext(os.path.basename(py_file))[0]
+    fullname = f"{modname}.{py_func.__qualname__}".replace("<", "").replace(">", "")
+    abiflags = getattr(sys, "abiflags", "")
+    version = f"{sys.version_info[0]}{sys.version_info[1]}"
+    return f"{fullname}-{py_func.__code__.co_firstlineno}.py{version}{abiflags}.nbsoftmax"
+
+
+def _read_only_locator(base):
+    """A locator class for base's directory when it cannot be written but holds our fresh index."""
+
+    class ReadOnly(base):
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if base is _USER_PROVIDED and not numba_config.CACHE_DIR:
+                return None
+            if not os.path.isfile(py_file):
+                return None
+            locator = cls(py_func, py_file)
+            path = locator.get_cache_path()
+            index = _CheckedCacheFile(path, _entry_filename_base(py_func, py_file), sources_stamp())
+            try:
+                return locator if index._load_index() else None
+            except Exception:
+                return None
+
+    ReadOnly.__name__ = ReadOnly.__qualname__ = f"ReadOnly{base.__name__}"
+    return ReadOnly
+
+
+# Numba renamed its locators in 0.61 (_InTreeCacheLocator -> InTreeCacheLocator).
+_USER_PROVIDED = getattr(caching, "UserProvidedCacheLocator", None) or getattr(
+    caching, "_UserProvidedCacheLocator", None)
+_IN_TREE = getattr(caching, "InTreeCacheLocator", None) or getattr(
+    caching, "_InTreeCacheLocator", None)
+
+
+class _KernelCacheImpl(caching.CompileResultCacheImpl):
+    _locator_classes = list(caching.CompileResultCacheImpl._locator_classes)
+    if _USER_PROVIDED is not None and _IN_TREE is not None:
+        # writable NUMBA_CACHE_DIR, read-only one with our entry, writable __pycache__, read-only
+        # one with our entry, then Numba's others (user-wide, ...)
+        _locator_classes = [
+            cls for pair in ((_USER_PROVIDED, _read_only_locator(_USER_PROVIDED)),
+                             (_IN_TREE, _read_only_locator(_IN_TREE)))
+            for cls in pair
+        ] + [cls for cls in _locator_classes if cls not in (_USER_PROVIDED, _IN_TREE)]
+
+
 class KernelCache(caching.FunctionCache):
     """Numba's per-function cache, with _CheckedCacheFile and every failure made a miss."""
+
+    _impl_class = _KernelCacheImpl
 
     def __init__(self, py_func):
         super().__init__(py_func)  # picks the directory; RuntimeError if none is writable
