@@ -31,7 +31,9 @@ except ImportError:  # pragma: no cover - NumPy 1.x
 
 
 def _is_device_array(obj):
-    return hasattr(obj, "__cuda_array_interface__")
+    # numba's CUDA simulator arrays carry __cuda_ndarray__ but no __cuda_array_interface__.
+    return (hasattr(obj, "__cuda_array_interface__")
+            or getattr(obj, "__cuda_ndarray__", False) is True)
 
 
 def _cuda_backend():

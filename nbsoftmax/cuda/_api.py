@@ -1,0 +1,354 @@
+"""The GPU half of the dispatch layer: validation, layouts, allocation and staging of a call.
+
+``nbsoftmax._dispatch`` routes a call here when an argument is a CUDA device array or
+``device="cuda"`` was asked for. The rules are the CPU path's, reused from
+``nbsoftmax._dispatch`` / ``_dtypes`` / ``_layout``; what differs is where memory lives:
+
+- Device arrays: the kernels read the input in place when it is dense, of the result dtype
+  and its softmax axes are adjacent in memory (C, F, any transpose; ``_layout``); the result
+  is allocated by the input's library with the input's strides, so both share one flat
+  ``(outer, n, inner)`` order. Anything else (gaps, broadcasts, negative strides, other
+  dtypes) is staged once by the strided copy kernel into the result (or, for logsumexp and
+  the backward inputs, a temporary buffer). Nothing is written before every check passed.
+- Host arrays with ``device="cuda"``: staged on the host exactly as the CPU path stages
+  them, copied in, computed in place, copied back into the NumPy result; the host waits on
+  that call's stream only.
+"""
+
+import numpy as np
+
+from .. import _dispatch, _dtypes
+from .._layout import Layout, _c_strides
+from . import _runtime
+
+# ------------------------------------------------------------------ entry
+
+
+def _start(device, named):
+    """Check the GPU is usable and the arrays agree on where they live; True for device arrays."""
+    _runtime.require()
+    from . import _arrays
+
+    present = [(name, a, _arrays.is_device(a)) for name, a in named if a is not None]
+    on_device = [p for p in present if p[2]]
+    if on_device and device == "cpu":
+        raise TypeError(f'device="cpu" was requested but {on_device[0][0]} is a CUDA device '
+                        "array; copy it to the host first (e.g. .copy_to_host(), .get(), .cpu())")
+    if on_device and len(on_device) != len(present):
+        host = next(p for p in present if not p[2])
+        raise TypeError(
+            f"{on_device[0][0]} is a CUDA device array but {host[0]} is a host "
+            f"{type(host[1]).__name__}; pass all arrays on the GPU or all on the host"
+        )
+    return bool(on_device)
+
+
+def elementwise(op, x, axis, dtype, out, device, stream):
+    """softmax / log_softmax on the GPU; result of x's kind (or out)."""
+    if _start(device, (("x", x), ("out", out))):
+        return _elementwise_device(op, x, axis, dtype, out, stream)
+    return _elementwise_host(op, x, axis, dtype, out, stream)
+
+
+def logsumexp(x, axis, keepdims, device, stream):
+    """logsumexp on the GPU; result of x's kind."""
+    if _start(device, (("x", x),)):
+        return _logsumexp_device(x, axis, keepdims, stream)
+    return _logsumexp_host(x, axis, keepdims, stream)
+
+
+def backward(op, grad_output, output, axis, out, device, stream):
+    """softmax_backward / log_softmax_backward on the GPU."""
+    named = (("grad_output", grad_output), ("output", output), ("out", out))
+    if _start(device, named):
+        return _backward_device(op, grad_output, output, axis, out, stream)
+    return _backward_host(op, grad_output, output, axis, out, stream)
+
+
+# ------------------------------------------------------------------ device arrays
+
+
+def _result_dtype(dtype, requested, name="x"):
+    checked = _dtypes.result_dtype(dtype, name)  # rejects complex, object, ... even when cast
+    return checked if requested is None else _dtypes.requested_dtype(requested)
+
+
+def _check_out(od, shape, dtype):
+    if od.shape != shape:
+        raise ValueError(f"out has shape {od.shape} but the result has shape {shape}")
+    if od.dtype != dtype:
+        raise TypeError(f"out has dtype {od.dtype} but the result has dtype {dtype}")
+    if od.readonly:
+        raise ValueError("out is read-only; expected a writable array")
+
+
+def _dense_layout(d, axes):
+    """d's Layout when its memory is dense, unflipped and the softmax axes adjacent, else None."""
+    layout = Layout(d.shape, d.strides, axes)
+    if not layout.ok or layout.flipped:
+        return None
+    expected = d.dtype.itemsize
+    for a in reversed(layout.order):
+        if d.strides[a] != expected:
+            return None
+        expected *= d.shape[a]
+    return layout
+
+
+def _default_strides(shape, axes, itemsize):
+    """Byte strides of nbsoftmax._layout.Layout.default: C order, or softmax axes last."""
+    from ._arrays import c_strides
+
+    if Layout(shape, c_strides(shape, 1), axes).ok:
+        return c_strides(shape, itemsize)
+    order = [a for a in range(len(shape)) if a not in axes] + sorted(axes)
+    return tuple(_c_strides(shape, order, itemsize))
+
+
+def _readable(src, target):
+    """Whether the kernels can read src in place while writing target (same order, no overlap)."""
+    from ._arrays import overlaps
+
+    if src.dtype != target.dtype or src.strides != target.strides:
+        return False
+    return src.ptr == target.ptr or not overlaps(src, target)
+
+
+def _copy(src, dst_flat, dst_strides, stream):
+    """Strided copy of Described src into the flat view dst_flat laid out with dst_strides."""
+    from . import _arrays, _launch
+
+    src_flat, src_elems = _arrays.strided_view(src)
+    itemsize = np.dtype(dst_flat.dtype).itemsize
+    _launch.copy(src_flat, dst_flat, src.shape, src_elems,
+                 tuple(s // itemsize for s in dst_strides), stream)
+
+
+def _target(first, axes, rdtype, od, out, stream):
+    """(result object, its Described, its Layout): out when dense, else a new array."""
+    from . import _arrays
+
+    if od is not None:
+        layout = _dense_layout(od, axes)
+        if layout is not None:
+            return out, od, layout
+    layout = _dense_layout(first, axes) if first.dtype == rdtype else None
+    strides = first.strides if layout is not None else _default_strides(first.shape, axes,
+                                                                          rdtype.itemsize)
+    result, _ = _arrays.allocate(first, first.shape, strides, rdtype, stream)
+    rd = _arrays.describe(result, "result")
+    return result, rd, layout or Layout(first.shape, strides, axes)
+
+
+def _finish(result, rd, od, out, stream):
+    """Return the result, or copy it into an out whose memory the kernels could not write."""
+    if od is None or result is out:
+        return result
+    _scatter(rd, od, stream)
+    return out
+
+
+def _scatter(rd, od, stream):
+    """Copy the dense result rd into an out with arbitrary (non-dense) strides."""
+    from . import _arrays, _launch
+
+    src_flat, src_elems = _arrays.strided_view(rd)
+    dst_flat, dst_elems = _arrays.strided_view(od)
+    _launch.copy(src_flat, dst_flat, rd.shape, src_elems, dst_elems, stream)
+
+
+def _elementwise_device(op, x, axis, dtype, out, stream):
+    from . import _arrays, _launch
+
+    xd = _arrays.describe(x, "x")
+    rdtype = _result_dtype(xd.dtype, dtype)
+    axes = _dispatch.normalize_axes(axis, len(xd.shape))
+    od = None
+    if out is not None:
+        od = _arrays.describe(out, "out")
+        _check_out(od, xd.shape, rdtype)
+    s = _arrays.call_stream(stream, (xd,) if od is None else (xd, od))
+    result, rd, layout = _target(xd, axes, rdtype, od, out, s)
+    size = xd.size
+    if size:
+        res_flat = _arrays.flat_view(rd.ptr, size, rdtype, result)
+        if _readable(xd, rd):
+            src = _arrays.flat_view(xd.ptr, size, rdtype, x)
+        else:
+            _copy(xd, res_flat, rd.strides, s)
+            src = res_flat
+        _launch.run(op, (src,), res_flat, layout.outer, layout.n, layout.inner, s)
+    return _finish(result, rd, od, out, s)
+
+
+def _logsumexp_device(x, axis, keepdims, stream):
+    from . import _arrays, _launch
+
+    xd = _arrays.describe(x, "x")
+    rdtype = _result_dtype(xd.dtype, None)
+    axes = _dispatch.normalize_axes(axis, len(xd.shape))
+    s = _arrays.call_stream(stream, (xd,))
+    size = xd.size
+    layout = _dense_layout(xd, axes) if xd.dtype == rdtype else None
+    if layout is not None:
+        src = _arrays.flat_view(xd.ptr, size, rdtype, x) if size else None
+    else:
+        strides = _default_strides(xd.shape, axes, rdtype.itemsize)
+        layout = Layout(xd.shape, strides, axes)
+        src = None
+        if size:
+            src = _arrays.temporary((size,), rdtype, s)
+            _copy(xd, src, strides, s)
+    # The reduced result keeps the input's memory order of the remaining axes.
+    rest = [a for a in range(len(xd.shape)) if a not in axes]
+    step = rdtype.itemsize
+    stride_of = {}
+    for a in reversed([a for a in layout.order if a not in axes]):
+        stride_of[a] = step
+        step *= xd.shape[a]
+    if keepdims:
+        shape = tuple(1 if a in axes else xd.shape[a] for a in range(len(xd.shape)))
+        strides = tuple(stride_of.get(a, rdtype.itemsize) for a in range(len(xd.shape)))
+    else:
+        shape = tuple(xd.shape[a] for a in rest)
+        strides = tuple(stride_of.get(a, rdtype.itemsize) for a in rest)
+    result, _ = _arrays.allocate(xd, shape, strides, rdtype, s)
+    count = layout.outer * layout.inner
+    if count:
+        rd = _arrays.describe(result, "result")
+        res_flat = _arrays.flat_view(rd.ptr, count, rdtype, result)
+        if layout.n == 0:  # empty slices: log(0) = -inf
+            res_flat.copy_to_device(np.full(count, -np.inf, rdtype), stream=s)
+        else:
+            _launch.run("logsumexp", (src,), res_flat, layout.outer, layout.n, layout.inner, s)
+    return result
+
+
+def _backward_device(op, grad_output, output, axis, out, stream):
+    from . import _arrays, _launch
+
+    gd = _arrays.describe(grad_output, "grad_output")
+    yd = _arrays.describe(output, "output")
+    if gd.shape != yd.shape:
+        raise ValueError(
+            f"grad_output has shape {gd.shape} but output has shape {yd.shape}; they must match"
+        )
+    rdtype = np.result_type(_result_dtype(gd.dtype, None, "grad_output"),
+                            _result_dtype(yd.dtype, None, "output"))
+    axes = _dispatch.normalize_axes(axis, len(gd.shape))
+    od = None
+    if out is not None:
+        od = _arrays.describe(out, "out")
+        _check_out(od, gd.shape, rdtype)
+    s = _arrays.call_stream(stream, tuple(d for d in (gd, yd, od) if d is not None))
+    first = gd if _dense_layout(gd, axes) is not None or _dense_layout(yd, axes) is None else yd
+    result, rd, layout = _target(first, axes, rdtype, od, out, s)
+    size = gd.size
+    if size:
+        res_flat = _arrays.flat_view(rd.ptr, size, rdtype, result)
+        inputs = []
+        for d, obj in ((gd, grad_output), (yd, output)):
+            if _readable(d, rd):
+                inputs.append(_arrays.flat_view(d.ptr, size, rdtype, obj))
+            else:
+                staged = _arrays.temporary((size,), rdtype, s)
+                _copy(d, staged, rd.strides, s)
+                inputs.append(staged)
+        _launch.run(op, tuple(inputs), res_flat, layout.outer, layout.n, layout.inner, s)
+    return _finish(result, rd, od, out, s)
+
+
+# ------------------------------------------------------------------ host arrays, device="cuda"
+
+
+def _host_stream(stream):
+    from . import _arrays
+
+    if _runtime.SIMULATOR:
+        return 0
+    return _arrays._as_stream(stream) if stream is not None else _runtime.cuda.default_stream()
+
+
+def _round_trip(op, host_inputs, host_result, layout, stream):
+    """Copy C-contiguous host (outer, n, inner) arrays in, run op, copy the result back."""
+    cuda = _runtime.cuda
+    from . import _launch
+
+    s = _host_stream(stream)
+    device_inputs = tuple(cuda.to_device(a.reshape(-1), stream=s) for a in host_inputs)
+    if op == "logsumexp":
+        device_out = cuda.device_array(host_result.size, host_result.dtype, stream=s)
+    else:
+        device_out = device_inputs[0]  # in place
+    _launch.run(op, device_inputs, device_out, layout.outer, layout.n, layout.inner, s)
+    device_out.copy_to_host(host_result.reshape(-1), stream=s)
+    if s:
+        s.synchronize()
+
+
+def _elementwise_host(op, x, axis, dtype, out, stream):
+    x, axes, rdtype = _dispatch._prepare(x, axis, dtype)
+    if out is not None:
+        _dispatch._check_out(out, x.shape, rdtype)
+    if x.ndim == 0:
+        o = None if out is None else out.reshape(1)
+        result = _elementwise_host(op, x.reshape(1), 0, rdtype, o, stream)
+        return result.reshape(()) if out is None else out
+    if x.size == 0:
+        return out if out is not None else np.empty(x.shape, rdtype)
+    layout, result = _dispatch._result_layout(x, axes, out, rdtype)
+    result3 = layout.view3(result)
+    np.copyto(result, x, casting="unsafe")
+    _round_trip(op, (result3,), result3, layout, stream)
+    if out is not None and result is not out:
+        np.copyto(out, result)
+        return out
+    return result
+
+
+def _logsumexp_host(x, axis, keepdims, stream):
+    x, axes, rdtype = _dispatch._prepare(x, axis, None)
+    if x.ndim == 0:
+        return _logsumexp_host(x.reshape(1), 0, False, stream).reshape(())
+    if x.size == 0:  # the CPU path's conventions, without a launch
+        return _dispatch.logsumexp(x, axes, keepdims)
+    layout = Layout(x.shape, x.strides, axes)
+    x3 = _dispatch._readable_view(x, layout, rdtype, None) if layout.ok else None
+    if x3 is None:
+        layout = Layout.default(x.shape, axes)
+        x3 = _dispatch._staged(x, layout, rdtype)
+    result, result2 = layout.allocate_reduced(rdtype)
+    _round_trip("logsumexp", (np.ascontiguousarray(x3),), result2, layout, stream)
+    if keepdims:
+        result = np.expand_dims(result, axes)
+    return result
+
+
+def _backward_host(op, grad_output, output, axis, out, stream):
+    g = _dispatch._as_array(grad_output, "grad_output")
+    y = _dispatch._as_array(output, "output")
+    if g.shape != y.shape:
+        raise ValueError(
+            f"grad_output has shape {g.shape} but output has shape {y.shape}; they must match"
+        )
+    rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
+                            _dtypes.result_dtype(y.dtype, "output"))
+    axes = _dispatch.normalize_axes(axis, g.ndim)
+    if out is not None:
+        _dispatch._check_out(out, g.shape, rdtype)
+    if g.ndim == 0:
+        o = None if out is None else out.reshape(1)
+        result = _backward_host(op, g.reshape(1), y.reshape(1), 0, o, stream)
+        return result.reshape(()) if out is None else out
+    if g.size == 0:
+        return out if out is not None else np.empty(g.shape, rdtype)
+    layout, result = _dispatch._result_layout(g, axes, out, rdtype)
+    g3 = _dispatch._staged(g, layout, rdtype)
+    y3 = _dispatch._staged(y, layout, rdtype)
+    _round_trip(op, (g3, y3), g3, layout, stream)
+    result3 = layout.view3(result)
+    np.copyto(result3, g3)
+    if out is not None and result is not out:
+        np.copyto(out, result)
+        return out
+    return result

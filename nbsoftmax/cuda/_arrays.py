@@ -1,0 +1,230 @@
+"""Device arrays in and out: the CUDA Array Interface, results of the input's kind, streams.
+
+Any object exposing ``__cuda_array_interface__`` (numba ``DeviceNDArray``, CuPy arrays,
+PyTorch CUDA tensors, ...) is read through its interface into a ``Described`` record: shape,
+byte strides, dtype, pointer, exported stream. The kernels then see flat 1-D numba views of
+that memory (``flat_view``): made with ``sync=False``, because the work is enqueued on the
+exported stream itself instead of the host waiting for it (what CAI v3 asks of a consumer).
+
+Results are allocated by the input's own library (``allocate``), so a CuPy input gives a
+CuPy array from CuPy's memory pool, a tensor a tensor from PyTorch's caching allocator, and
+anything else a numba ``DeviceNDArray``; there is no copy on the way out.
+
+Under the CUDA simulator device arrays are numba's ``FakeCUDAArray`` wrappers of NumPy
+arrays, which have no ``__cuda_array_interface__``; the same records are made from the NumPy
+array they wrap, and flat views from its pointer, so the rest of the package is unchanged.
+"""
+
+import math
+
+import numpy as np
+
+from ._runtime import SIMULATOR, cuda
+
+if SIMULATOR:
+    from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
+else:
+    FakeCUDAArray = ()
+
+
+class Described:
+    """What the CUDA Array Interface says about one device array."""
+
+    __slots__ = ("obj", "kind", "shape", "strides", "dtype", "ptr", "readonly", "stream")
+
+    def __init__(self, obj, kind, shape, strides, dtype, ptr, readonly, stream):
+        self.obj = obj
+        self.kind = kind
+        self.shape = shape
+        self.strides = strides
+        self.dtype = dtype
+        self.ptr = ptr
+        self.readonly = readonly
+        self.stream = stream
+
+    @property
+    def size(self):
+        return math.prod(self.shape)
+
+
+def is_device(obj):
+    """Whether obj is a CUDA device array (or a simulator device array)."""
+    return hasattr(obj, "__cuda_array_interface__") or isinstance(obj, FakeCUDAArray)
+
+
+def c_strides(shape, itemsize):
+    strides = []
+    step = itemsize
+    for extent in reversed(shape):
+        strides.append(step)
+        step *= max(extent, 1)
+    return tuple(reversed(strides))
+
+
+def _kind(obj):
+    module = type(obj).__module__.partition(".")[0]
+    return module if module in ("cupy", "torch") else "numba"
+
+
+def describe(obj, name):
+    """The ``Described`` record of device array obj (argument ``name`` for messages)."""
+    if isinstance(obj, FakeCUDAArray):
+        a = obj._ary
+        return Described(obj, "numba", a.shape, a.strides, a.dtype,
+                         a.__array_interface__["data"][0], not a.flags.writeable, None)
+    cai = obj.__cuda_array_interface__
+    if cai.get("mask") is not None:
+        raise TypeError(f"{name} is a masked CUDA array; masks are not supported")
+    shape = tuple(cai["shape"])
+    dtype = np.dtype(cai["typestr"])
+    if not dtype.isnative:
+        raise TypeError(f"{name} has byte-swapped dtype {dtype.str}; device arrays must be in "
+                        "native byte order (byte-swapped arrays are supported on the host)")
+    strides = cai.get("strides")
+    strides = c_strides(shape, dtype.itemsize) if strides is None else tuple(strides)
+    ptr, readonly = cai["data"]
+    return Described(obj, _kind(obj), shape, strides, dtype, ptr, bool(readonly),
+                     cai.get("stream") if cai.get("version", 0) >= 3 else None)
+
+
+def span(shape, strides, itemsize):
+    """(byte offset of the lowest element from the pointer, extent in elements)."""
+    if math.prod(shape) == 0:
+        return 0, 0
+    low = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    high = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    return low, (high - low) // itemsize + 1
+
+
+def overlaps(a, b):
+    """Whether the memory of two Described arrays overlaps."""
+    if a.size == 0 or b.size == 0:
+        return False
+    a_low, a_extent = span(a.shape, a.strides, a.dtype.itemsize)
+    b_low, b_extent = span(b.shape, b.strides, b.dtype.itemsize)
+    a0, b0 = a.ptr + a_low, b.ptr + b_low
+    return a0 < b0 + b_extent * b.dtype.itemsize and b0 < a0 + a_extent * a.dtype.itemsize
+
+
+class _HostInterface:
+    """A NumPy array over raw host memory (the simulator's stand-in for device memory)."""
+
+    def __init__(self, ptr, size, dtype, owner):
+        self.owner = owner
+        self.__array_interface__ = {"shape": (size,), "typestr": dtype.str,
+                                    "data": (ptr, False), "version": 3}
+
+
+def flat_view(ptr, size, dtype, owner):
+    """A 1-D numba device array of ``size`` elements of dtype at device address ptr."""
+    if SIMULATOR:
+        return FakeCUDAArray(np.asarray(_HostInterface(ptr, size, dtype, owner)))
+    desc = {"shape": (size,), "strides": None, "data": (ptr, False), "typestr": dtype.str,
+            "version": 3}
+    return cuda.from_cuda_array_interface(desc, owner=owner, sync=False)
+
+
+def strided_view(d):
+    """The lowest-address flat view of Described d and its element strides."""
+    low, extent = span(d.shape, d.strides, d.dtype.itemsize)
+    flat = flat_view(d.ptr + low, max(extent, 1), d.dtype, d.obj)
+    return flat, tuple(s // d.dtype.itemsize for s in d.strides)
+
+
+_TORCH_DTYPES = {}
+
+
+def allocate(like, shape, strides, dtype, stream):
+    """A new device array (the kind of Described ``like``) with the given dense byte strides.
+
+    Returns ``(array, flat)``: the user-facing object and a flat numba view of its memory in
+    stride order.
+    """
+    size = math.prod(shape)
+    if like.kind == "torch":
+        import torch
+
+        if not _TORCH_DTYPES:
+            _TORCH_DTYPES.update({np.dtype(np.float16): torch.float16,
+                                  np.dtype(np.float32): torch.float32,
+                                  np.dtype(np.float64): torch.float64})
+        obj = torch.empty_strided(shape, [s // dtype.itemsize for s in strides],
+                                  dtype=_TORCH_DTYPES[dtype], device=like.obj.device)
+        return obj, flat_view(obj.data_ptr(), size, dtype, obj)
+    if like.kind == "cupy":
+        import cupy
+
+        buf = cupy.empty(size, dtype)
+        obj = cupy.ndarray(shape, dtype, memptr=buf.data, strides=strides)
+        return obj, flat_view(buf.data.ptr, size, dtype, buf)
+    if SIMULATOR:
+        buf = np.empty(size, dtype)
+        obj = FakeCUDAArray(np.lib.stride_tricks.as_strided(buf, shape, strides))
+        return obj, FakeCUDAArray(buf)
+    flat = cuda.device_array(size, dtype, stream=stream)
+    if strides == c_strides(shape, dtype.itemsize):
+        return flat.reshape(shape), flat
+    desc = {"shape": shape, "strides": strides, "data": (flat.device_ctypes_pointer.value or 0, False),
+            "typestr": dtype.str, "version": 3}
+    return cuda.from_cuda_array_interface(desc, owner=flat, sync=False), flat
+
+
+def temporary(shape, dtype, stream):
+    """A flat C-ordered numba device buffer for staging (never returned to the caller)."""
+    size = max(math.prod(shape), 1)
+    if SIMULATOR:
+        return FakeCUDAArray(np.empty(size, dtype))
+    return cuda.device_array(size, dtype, stream=stream)
+
+
+# ------------------------------------------------------------------ streams
+
+_external_streams = {}
+
+
+def _external(handle):
+    stream = _external_streams.get(handle)
+    if stream is None:
+        stream = _external_streams[handle] = cuda.external_stream(handle)
+    return stream
+
+
+def _as_stream(stream):
+    """numba stream for the ``stream=`` argument: numba Stream, raw handle, CuPy/torch stream."""
+    if isinstance(stream, (int, np.integer)):
+        return cuda.default_stream() if int(stream) == 0 else _external(int(stream))
+    for attribute in ("cuda_stream", "ptr"):  # torch.cuda.Stream, cupy.cuda.Stream
+        handle = getattr(stream, attribute, None)
+        if handle is not None:
+            return _as_stream(int(handle))
+    return stream
+
+
+def call_stream(stream, arrays):
+    """The stream a call's work goes on: ``stream=``, else the one the inputs export."""
+    if SIMULATOR:
+        return 0
+    exported = next((d.stream for d in arrays if d.stream is not None), None)
+    if stream is not None:
+        chosen = _as_stream(stream)
+        if exported is not None and exported != _handle(chosen):
+            # Order after the producer's stream without the host waiting for it.
+            event = cuda.event(timing=False)
+            event.record(stream=_external(exported))
+            event.wait(stream=chosen)
+        return chosen
+    if exported is not None:
+        return _external(exported)
+    first = arrays[0]
+    if first.kind == "torch":  # torch exports CAI v2, without its (current) stream
+        import torch
+
+        return _as_stream(torch.cuda.current_stream(first.obj.device).cuda_stream)
+    return cuda.default_stream()
+
+
+def _handle(stream):
+    try:
+        return int(stream)
+    except TypeError:
+        return None
