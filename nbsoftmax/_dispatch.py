@@ -86,7 +86,14 @@ def normalize_axes(axis, ndim):
         if all(a in (0, -1) for a in items) and len(items) <= 1:
             return ()
         raise np.exceptions.AxisError(f"axis {axis!r} is out of bounds for a 0-d input")
-    return tuple(sorted(normalize_axis_tuple(items, ndim, "axis")))
+    try:
+        return tuple(sorted(normalize_axis_tuple(items, ndim)))
+    except np.exceptions.AxisError:
+        raise
+    except ValueError:  # NumPy's own message names neither the axes nor the input
+        raise ValueError(
+            f"axis {axis!r} repeats an axis of a {ndim}-d input; expected distinct axes"
+        ) from None
 
 
 def _check_out(out, shape, dtype):

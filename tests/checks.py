@@ -157,3 +157,42 @@ def same_bits(a, b):
     """Bit-exact equality (NaN payloads and signed zeros included)."""
     a, b = np.asarray(a), np.asarray(b)
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+# ------------------------------------------------------------------ the issue's bounds
+
+
+def softmax_error(got, x, axis=-1):
+    """(largest error / the issue's bound, largest relative error) of a softmax result,
+    against np.longdouble on the same values, over elements whose exact value >= tiny."""
+    bound = BOUNDS[np.dtype(got.dtype)]
+    exact = reference.softmax_exact(x, axis)
+    t = reference.shifted_exact(x, axis)
+    counted = exact >= bound["tiny"]
+    rel = np.abs(got.astype(np.longdouble) - exact)[counted] / exact[counted]
+    ratio = rel / (bound["a"] + bound["b"] * np.abs(t[counted]))
+    return (float(ratio.max()), float(rel.max())) if ratio.size else (0.0, 0.0)
+
+
+def log_softmax_error(got, x, axis=-1):
+    """(largest error / the issue's bound, largest absolute error) of a log_softmax result."""
+    c = BOUNDS[np.dtype(got.dtype)]["c"]
+    exact = reference.log_softmax_exact(x, axis)
+    err = np.abs(got.astype(np.longdouble) - exact)
+    return float((err / (c * (1 + np.abs(exact)))).max()), float(err.max())
+
+
+def logsumexp_error(got, x, axis=-1):
+    """As log_softmax_error: the issue gives logsumexp no bound of its own; it gets
+    log_softmax's, c * (1 + |v|), which a correctly rounded result meets with room."""
+    c = BOUNDS[np.dtype(got.dtype)]["c"]
+    exact = reference.logsumexp_exact(x, axis)
+    err = np.abs(got.astype(np.longdouble) - exact)
+    return float((err / (c * (1 + np.abs(exact)))).max()), float(err.max())
+
+
+def row_sum_error(got, axis=-1):
+    """(largest |sum - 1| / the issue's bound, largest |sum - 1|) over the slices of a softmax result."""
+    axes = reference.reduced_axes(axis, got.ndim)
+    err = np.abs(np.sum(got.astype(np.longdouble), axis=axes) - 1)
+    return float(err.max() / BOUNDS[np.dtype(got.dtype)]["row_sum"]), float(err.max())
