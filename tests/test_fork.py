@@ -1,0 +1,68 @@
+"""Worker pools after the parent has used nbsoftmax: fork, spawn and forkserver.
+
+Measured with Numba's defaults (GNU OpenMP layer): after one parallel call, a fork-context
+Pool hangs forever, each child killing itself with "fork() called from a process already
+using GNU OpenMP, this is unsafe". nbsoftmax's policy (nbsoftmax/_threading.py): the default
+install finds TBB, which is fork-safe; under GNU OpenMP, forked children run serial kernels.
+"""
+
+import json
+
+import pytest
+
+from tests.subproc import run_python
+from tests.test_threads import needs_omp, needs_tbb
+
+SCRIPT = """
+import json, multiprocessing as mp, os, sys
+import numpy as np
+import numba
+import nbsoftmax
+from nbsoftmax import _threading
+from tests import reference
+
+X = np.random.default_rng(1).standard_normal((64, 1024)).astype(np.float32)  # parallel size
+
+def work(i):
+    x = X + np.float32(i)
+    got = nbsoftmax.softmax(x)
+    lse = nbsoftmax.logsumexp(x)
+    ok = (np.allclose(got, reference.softmax(x), rtol=2e-5, atol=1e-7)
+          and np.allclose(lse, reference.logsumexp(x), rtol=1e-5))
+    return ok, _threading.parallel_mode(), os.getpid()
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    assert np.allclose(nbsoftmax.softmax(X), reference.softmax(X), rtol=2e-5, atol=1e-7)
+    layer = numba.threading_layer()  # started by the parent's parallel call
+    with mp.get_context(method).Pool(2) as pool:
+        # a hang becomes an error here (and run_python's timeout kills the whole group)
+        results = pool.map_async(work, range(6)).get(timeout=120)
+    assert all(ok for ok, _, _ in results), results
+    assert os.getpid() not in {pid for _, _, pid in results}
+    print(json.dumps({"layer": layer, "child_modes": sorted({m for _, m, _ in results})}))
+"""
+
+
+def pool_run(method, layer=None):
+    env = {"NUMBA_THREADING_LAYER": layer} if layer else {}
+    out = run_python(SCRIPT, env=env, args=[method], timeout=300)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@needs_tbb
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_pool_after_parent_call_default_install(method):
+    result = pool_run(method)
+    assert result == {"layer": "tbb", "child_modes": ["free"]}
+
+
+@needs_omp
+def test_fork_pool_after_gnu_openmp_runs_serial_in_children():
+    result = pool_run("fork", "omp")
+    assert result == {"layer": "omp", "child_modes": ["serial"]}
+
+
+def test_fork_pool_under_workqueue():
+    result = pool_run("fork", "workqueue")
+    assert result == {"layer": "workqueue", "child_modes": ["exclusive"]}
