@@ -1,8 +1,9 @@
-"""Memory: no full-size allocation besides the result, so no transposed copy for non-last axes.
+"""Allocations of a call on a large contiguous float32 array, traced with tracemalloc.
 
-NumPy reports its array buffers to tracemalloc, so the traced peak during a call is what the
-call allocated in arrays (the kernels' small per-thread work arrays come from Numba's own
-allocator and are not counted; they are a few rows or columns long).
+The dispatch layer may allocate the result and nothing else full-size; with ``out=`` (the
+input itself included) nothing at all. tracemalloc sees NumPy's allocations (the result,
+any staging copy); the kernels' per-thread work arrays come from Numba's allocator and are
+covered by the peak-RSS figures of benchmarks/memory.py.
 """
 
 import tracemalloc
@@ -12,54 +13,46 @@ import pytest
 
 import nbsoftmax
 
-SHAPE = (48, 96, 64)  # 2.25 MiB of float64
-SMALL = 0.05  # of the input's size: the reduced result of logsumexp, bookkeeping
+# 32 MB inputs: rows (parallel rows kernel), one long row (split kernel), non-last axis
+# (columns kernel).
+CASES = {
+    "rows": ((512, 16384), -1),
+    "one_row": ((8 << 20,), -1),
+    "axis0": ((2048, 4096), 0),
+}
+SMALL = 64 << 10  # bytes: bookkeeping (views, shape tuples), nothing array-sized
 
 
-def _peak_allocation(call):
-    call()  # compile or load the kernel first
+def traced_peak(fn):
     tracemalloc.start()
     try:
+        before, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
-        call()
-        return tracemalloc.get_traced_memory()[1]
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    return result, peak - before
 
 
-@pytest.fixture
-def x(rng):
-    return rng.standard_normal(SHAPE)
+@pytest.fixture(scope="module")
+def arrays():
+    rng = np.random.default_rng(5)
+    return {name: rng.standard_normal(shape, dtype=np.float32) for name, (shape, _) in CASES.items()}
 
 
-AXES = [-1, 0, 1, (0, 1), (1, 2), None]
-
-
-@pytest.mark.parametrize("axis", AXES)
-@pytest.mark.parametrize("func", [nbsoftmax.softmax, nbsoftmax.log_softmax])
-def test_forward_allocates_only_the_result(func, axis, x):
-    assert _peak_allocation(lambda: func(x, axis=axis)) <= (1 + SMALL) * x.nbytes
-    out = np.empty_like(x)
-    assert _peak_allocation(lambda: func(x, axis=axis, out=out)) <= SMALL * x.nbytes
-    assert _peak_allocation(lambda: func(x, axis=axis, out=x)) <= SMALL * x.nbytes
-
-
-@pytest.mark.parametrize("axis", [0, 2])
-@pytest.mark.parametrize("func", [nbsoftmax.softmax, nbsoftmax.log_softmax])
-def test_fortran_input_allocates_only_the_result(func, axis, x):
-    xf = np.asfortranarray(x)
-    assert _peak_allocation(lambda: func(xf, axis=axis)) <= (1 + SMALL) * x.nbytes
-
-
-@pytest.mark.parametrize("axis", AXES)
-def test_logsumexp_allocates_only_the_reduced_result(axis, x):
-    assert _peak_allocation(lambda: nbsoftmax.logsumexp(x, axis=axis)) <= SMALL * x.nbytes
-
-
-@pytest.mark.parametrize("axis", AXES)
-@pytest.mark.parametrize("func", [nbsoftmax.softmax_backward, nbsoftmax.log_softmax_backward])
-def test_backward_allocates_only_the_result(func, axis, x):
-    y = x[::-1].copy()
-    assert _peak_allocation(lambda: func(x, y, axis=axis)) <= (1 + SMALL) * x.nbytes
-    out = np.empty_like(x)
-    assert _peak_allocation(lambda: func(x, y, axis=axis, out=out)) <= SMALL * x.nbytes
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("mode", ["new result", "out", "in place"])
+def test_no_full_size_allocation_besides_the_result(arrays, case, op, mode):
+    fn = getattr(nbsoftmax, op)
+    axis = CASES[case][1]
+    x = arrays[case].copy() if mode == "in place" else arrays[case]
+    out = x if mode == "in place" else np.empty_like(x) if mode == "out" else None
+    fn(x, axis=axis, out=np.empty_like(x))  # compile or load the kernel, start the threads
+    result, peak = traced_peak(lambda: fn(x, axis=axis, out=out))
+    allowed = SMALL + (x.nbytes if out is None else 0)
+    assert peak <= allowed, f"{op} {case} {mode}: {peak / 2**20:.1f} MiB traced"
+    if out is not None:
+        assert result is out
+    assert np.isfinite(result).all()
