@@ -140,7 +140,7 @@ def precompile(ops=("softmax", "log_softmax", "logsumexp", "softmax_backward",
             dtype = np.dtype(dtype)
             for items in (1, 2, 4, 8, 16, 32):
                 _launch.get_kernel("warp", op, items, dtype)
-            for items in (4, 8, 16, 32):
+            for items in (4, 8, 16):
                 if items <= _launch._items_cap(op, dtype.itemsize):
                     _launch.get_kernel("block", op, items, dtype)
             _launch.get_kernel("columns", op, None, dtype)

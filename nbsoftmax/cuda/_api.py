@@ -115,13 +115,13 @@ def _readable(src, target):
 
 
 def _copy(src, dst_flat, dst_strides, stream):
-    """Strided copy of Described src into the flat view dst_flat laid out with dst_strides."""
+    """Strided copy of Described src into the dense flat view dst_flat with dst_strides."""
     from . import _arrays, _launch
 
-    src_flat, src_elems = _arrays.strided_view(src)
+    src_flat, src_elems, src_at0 = _arrays.strided_view(src)
     itemsize = np.dtype(dst_flat.dtype).itemsize
     _launch.copy(src_flat, dst_flat, src.shape, src_elems,
-                 tuple(s // itemsize for s in dst_strides), stream)
+                 tuple(s // itemsize for s in dst_strides), stream, src_at0)
 
 
 def _target(first, axes, rdtype, od, out, stream):
@@ -152,9 +152,9 @@ def _scatter(rd, od, stream):
     """Copy the dense result rd into an out with arbitrary (non-dense) strides."""
     from . import _arrays, _launch
 
-    src_flat, src_elems = _arrays.strided_view(rd)
-    dst_flat, dst_elems = _arrays.strided_view(od)
-    _launch.copy(src_flat, dst_flat, rd.shape, src_elems, dst_elems, stream)
+    src_flat, src_elems, src_at0 = _arrays.strided_view(rd)
+    dst_flat, dst_elems, dst_at0 = _arrays.strided_view(od)
+    _launch.copy(src_flat, dst_flat, rd.shape, src_elems, dst_elems, stream, src_at0, dst_at0)
 
 
 def _elementwise_device(op, x, axis, dtype, out, stream):

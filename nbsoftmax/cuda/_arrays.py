@@ -70,6 +70,7 @@ def describe(obj, name):
     """The ``Described`` record of device array obj (argument ``name`` for messages)."""
     if isinstance(obj, FakeCUDAArray):
         a = obj._ary
+        _check_native(a.dtype, name)
         return Described(obj, "numba", a.shape, a.strides, a.dtype,
                          a.__array_interface__["data"][0], not a.flags.writeable, None)
     cai = obj.__cuda_array_interface__
@@ -77,14 +78,18 @@ def describe(obj, name):
         raise TypeError(f"{name} is a masked CUDA array; masks are not supported")
     shape = tuple(cai["shape"])
     dtype = np.dtype(cai["typestr"])
-    if not dtype.isnative:
-        raise TypeError(f"{name} has byte-swapped dtype {dtype.str}; device arrays must be in "
-                        "native byte order (byte-swapped arrays are supported on the host)")
+    _check_native(dtype, name)
     strides = cai.get("strides")
     strides = c_strides(shape, dtype.itemsize) if strides is None else tuple(strides)
     ptr, readonly = cai["data"]
     return Described(obj, _kind(obj), shape, strides, dtype, ptr, bool(readonly),
                      cai.get("stream") if cai.get("version", 0) >= 3 else None)
+
+
+def _check_native(dtype, name):
+    if not dtype.isnative:
+        raise TypeError(f"{name} has byte-swapped dtype {dtype.str}; device arrays must be in "
+                        "native byte order (byte-swapped arrays are supported on the host)")
 
 
 def span(shape, strides, itemsize):
@@ -125,10 +130,11 @@ def flat_view(ptr, size, dtype, owner):
 
 
 def strided_view(d):
-    """The lowest-address flat view of Described d and its element strides."""
+    """(flat view from d's lowest address, element strides, flat index of d[0, ..., 0])."""
     low, extent = span(d.shape, d.strides, d.dtype.itemsize)
     flat = flat_view(d.ptr + low, max(extent, 1), d.dtype, d.obj)
-    return flat, tuple(s // d.dtype.itemsize for s in d.strides)
+    itemsize = d.dtype.itemsize
+    return flat, tuple(s // itemsize for s in d.strides), -low // itemsize
 
 
 _TORCH_DTYPES = {}

@@ -18,9 +18,9 @@ compile-time constant so they stay there; ``chunk = threads * items``.
   logsumexp's APPLY grid has one block per row (``chunks_in_grid == 1``) and reads no
   input.
 
-Launched with ``launch_bounds=1024`` so a 1024-thread block always fits in the register file
-(64 registers per thread); forward items are capped at 32 four-byte values per thread for
-that reason, 16 for float64 and for the two-input backward passes (``_launch``).
+Launched with ``launch_bounds=(1024, 1)`` so a 1024-thread block always fits in the register
+file (64 registers per thread); ``_launch._items_cap`` bounds ``items`` by the spills ptxas
+reports at that budget.
 """
 
 import math

@@ -13,15 +13,19 @@ from ._runtime import cuda
 
 
 def strided_copy(ndim):
-    """Kernel ``(src, dst, shape, src_strides, dst_strides, size)`` for ``ndim``-d arrays."""
+    """Kernel ``(src, dst, shape, src_strides, dst_strides, src_at0, dst_at0, size)``, ndim-d.
 
-    def kernel(src, dst, shape, src_strides, dst_strides, size):
+    ``src_at0`` / ``dst_at0``: flat index of element ``[0, ..., 0]`` (not the lowest address
+    when a stride is negative).
+    """
+
+    def kernel(src, dst, shape, src_strides, dst_strides, src_at0, dst_at0, size):
         i = cuda.grid(1)
         step = cuda.gridsize(1)
         while i < size:
             rest = i
-            src_at = 0
-            dst_at = 0
+            src_at = src_at0
+            dst_at = dst_at0
             for d in range(ndim - 1, -1, -1):
                 extent = shape[d]
                 index = rest % extent

@@ -8,7 +8,8 @@ enqueues the launches on ``stream``:
 unit-stride softmax axis, n <=    a warp (or 1..16 lanes) per row, row in registers
 ``warp_max_cols`` (1024)          (``_kernels_warp``), 128 threads per block
 n <= ``max_threads * items``      a block per row, row in registers (``_kernels_block``
-(32,768 four-byte / 16,384 f64)   FUSED), ``threads = ceil(n / items)`` rounded to warps
+(16,384 four-byte / 8,192 f64;    FUSED), ``threads = ceil(n / items)`` rounded to warps
+backward 8,192 / 4,096)
 longer rows, or too few rows      the row split over blocks of ``split_threads`` x items,
 to fill the GPU                   STATS then APPLY (two reads, one write per element)
 non-unit-stride axis (inner > 1)  ``(tx, ty)`` blocks over column tiles (``_kernels_columns``)
@@ -47,7 +48,8 @@ class Limits:
     split_threads : int
         Threads per block when a row is split over blocks.
     max_items : int
-        Most elements a thread holds in registers in the block kernels (4, 8, 16 or 32).
+        Most elements a thread holds in registers in the block kernels (4, 8 or 16;
+        lower per dtype and operation, see ``_items_cap``).
     column_threads : int
         Threads per block of the column kernels (a power of two <= 1024).
     """
@@ -56,7 +58,7 @@ class Limits:
     warp_threads: int = 128
     max_threads: int = 1024
     split_threads: int = 512
-    max_items: int = 32
+    max_items: int = 16
     column_threads: int = 256
 
 
@@ -89,9 +91,16 @@ def _round_up(v, multiple):
 
 
 def _items_cap(op, itemsize):
-    # 1024 threads x (32 values + ~20 others) fits 64 registers for four-byte forward
-    # rows; float64 values take two registers and the backward passes hold two arrays.
-    cap = 32 if op not in _ops.BACKWARD and itemsize <= 4 else 16
+    # Register budget of a 1024-thread block: 64 per thread (launch_bounds (1024, 1)).
+    # ptxas -v for sm_90 (CUDA 13.4), spill stores per thread at 4 / 8 / 16 items:
+    # softmax f32 0/0/104 B, log_softmax f32 0/8/52 B, softmax f64 0/20/164 B,
+    # softmax_backward f32 0/0/48 B, f64 0/16/420 B; 32 items spilled 450+ B (f32).
+    # The caps below keep spills at a few dozen bytes (L1-resident); longer rows split.
+    backward = op in _ops.BACKWARD
+    if itemsize <= 4:
+        cap = 8 if backward else 16
+    else:
+        cap = 4 if backward else 8
     return min(cap, _limits.max_items)
 
 
@@ -149,7 +158,7 @@ def _build(kind, op, items, dtype):
 
         source = (K.block_backward if backward else K.block_forward)(code, items, compute)
         args = (*inputs, arr, _array_type(np.dtype(np.float64)), *(t.int64,) * 5)
-        launch_bounds = 1024
+        launch_bounds = (1024, 1)
     elif kind == "columns":
         from . import _kernels_columns as K
 
@@ -173,7 +182,8 @@ def get_copy_kernel(src_dtype, dst_dtype, ndim):
 
             t = _types()
             tup = t.UniTuple(t.int64, ndim)
-            sig = t.void(_array_type(src_dtype), _array_type(dst_dtype), tup, tup, tup, t.int64)
+            sig = t.void(_array_type(src_dtype), _array_type(dst_dtype), tup, tup, tup,
+                         t.int64, t.int64, t.int64)
             kernel = compile_kernel(strided_copy(ndim), sig)
             _compiled[key] = kernel
     return kernel
@@ -193,8 +203,8 @@ def _configure(kernel, grid, block, stream):
     return kernel[grid, block, stream]
 
 
-def copy(src, dst, shape, src_strides, dst_strides, stream):
-    """dst[...] = src[...] elementwise over shape, both flat views with element strides."""
+def copy(src, dst, shape, src_strides, dst_strides, stream, src_at0=0, dst_at0=0):
+    """dst[...] = src[...] over shape; flat views, element strides, flat index of [0, ..., 0]."""
     size = int(np.prod(shape, dtype=np.int64))
     if size == 0:
         return
@@ -204,7 +214,7 @@ def copy(src, dst, shape, src_strides, dst_strides, stream):
     threads = 256
     grid = min(-(-size // threads), 65_536)
     _configure(kernel, grid, threads, stream)(src, dst, tuple(shape), tuple(src_strides),
-                                              tuple(dst_strides), size)
+                                              tuple(dst_strides), src_at0, dst_at0, size)
 
 
 def _plan(op, dtype, outer, n, inner):
@@ -224,7 +234,7 @@ def _plan(op, dtype, outer, n, inner):
     split_chunk = lim.split_threads * cap
     fits = n <= lim.max_threads * cap
     if fits and (n <= split_chunk or rows >= multiprocessor_count()):
-        items = 4
+        items = min(4, cap)
         while items < cap and -(-n // items) > lim.max_threads:
             items *= 2
         threads = max(32, _round_up(-(-n // items), 32))

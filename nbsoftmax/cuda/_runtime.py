@@ -35,8 +35,8 @@ def require():
         )
     if not cuda.is_available():
         raise TypeError(
-            "a CUDA device was requested but none is available "
-            f"(numba-cuda reports: {cuda.cuda_error() or 'no CUDA GPU found'})"
+            "a CUDA device was requested but none is available (numba-cuda reports: "
+            f"{' '.join(str(cuda.cuda_error() or 'no CUDA GPU found').split())})"
         )
     _checked = True
 
