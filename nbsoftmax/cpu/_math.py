@@ -254,6 +254,17 @@ def compute_neg_inf(a):
     raise TypeError("compute_neg_inf is only callable from compiled code")
 
 
+def computes_in_float64(a):
+    """Whether array a's compute type is float64."""
+    raise TypeError("computes_in_float64 is only callable from compiled code")
+
+
+@overload(computes_in_float64, inline="always")
+def _computes_in_float64_overload(a):
+    f64 = a.dtype == types.float64
+    return lambda a: f64
+
+
 def keeps_exact_exp(a):
     """Whether exp values stored in a can be read back without loss (not so for float16)."""
     raise TypeError("keeps_exact_exp is only callable from compiled code")
