@@ -13,7 +13,6 @@ tolerances as the CPU path, and with torch / CuPy where importable.
 """
 
 import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -31,8 +30,6 @@ HAVE_CUPY = importlib.util.find_spec("cupy") is not None
 
 @pytest.fixture(scope="module")
 def cuda():
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        pytest.skip("the CUDA simulator is on in this process; run this file on its own")
     try:
         from numba import cuda
         from numba.cuda.core import config

@@ -15,9 +15,16 @@ import numpy as np
 import pytest
 
 if "numba.cuda" not in sys.modules:
+    # numba-cuda reads the variable once, at import; it is not left set for subprocesses.
+    _saved = os.environ.get("NUMBA_ENABLE_CUDASIM")
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    try:
+        cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+    finally:
+        if _saved is None:
+            del os.environ["NUMBA_ENABLE_CUDASIM"]
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
-if not cuda.simulator_init.__name__ or not getattr(cuda, "FakeCUDAKernel", None):
+if not getattr(cuda, "FakeCUDAKernel", None):
     pytest.skip("numba-cuda was imported without the simulator in this process "
                 "(run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_sim.py)",
                 allow_module_level=True)

@@ -168,7 +168,7 @@ def allocate(like, shape, strides, dtype, stream):
         obj = FakeCUDAArray(np.lib.stride_tricks.as_strided(buf, shape, strides))
         return obj, FakeCUDAArray(buf)
     flat = cuda.device_array(size, dtype, stream=stream)
-    if strides == c_strides(shape, dtype.itemsize):
+    if shape and strides == c_strides(shape, dtype.itemsize):
         return flat.reshape(shape), flat
     desc = {"shape": shape, "strides": strides, "data": (flat.device_ctypes_pointer.value or 0, False),
             "typestr": dtype.str, "version": 3}

@@ -11,13 +11,13 @@ _INSTALL_HINT = 'install the GPU extra: pip install "nbsoftmax[cuda12]" (or "[cu
 
 try:
     from numba import cuda
-    from numba.cuda.core import config as _cuda_config
 except ImportError as exc:  # numba-cuda is an optional extra
     cuda = None
     SIMULATOR = False
     _IMPORT_ERROR = exc
 else:
-    SIMULATOR = bool(_cuda_config.ENABLE_CUDASIM)
+    # What numba.cuda was built as at its import (the config may be re-read since).
+    SIMULATOR = cuda.is_available.__module__.endswith("simulator_init")
     _IMPORT_ERROR = None
 
 _checked = False
