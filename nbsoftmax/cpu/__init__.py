@@ -37,11 +37,12 @@ PARALLEL_MIN_ELEMENTS = 32_768
 # shared among threads (one row of 50M float32 would otherwise run on one core).
 SPLIT_MIN_BYTES = 1 << 20
 
-# Rows of at most SHORT_ROW elements go to the block kernels of _short (softmax and
-# log_softmax): measured serial, float32, 2M elements: 10 columns 1.4 -> 8.8 GB/s,
-# 64 columns 9.1 -> 21 GB/s; at 128 columns the per-row kernels were faster (16.6 vs 14.5).
-SHORT_ROW = 64
-_SHORT_OPS = ("softmax", "log_softmax")
+# Rows up to this many elements go to the block kernels of _short, per op. Measured serial,
+# float32, 2M elements (GB/s, per-row -> block kernels): softmax 10 columns 1.4 -> 8.8,
+# 64 columns 9.1 -> 21, but 128 columns 16.6 -> 14.5; backward passes 10 columns 0.8 -> 29,
+# 128 columns 24 -> 34, 256 columns 42 -> 42, 1000 columns 54 -> 34.
+SHORT_ROW = {"softmax": 64, "log_softmax": 64, "softmax_backward": 256,
+             "log_softmax_backward": 256, "logsumexp": 0}
 
 # Columns per task of the non-last-axis kernels: 4096 columns keep the three per-column
 # work arrays (max, sum, 1/sum: 48-64 KB) in L2 while whole row segments stream from memory.
@@ -153,7 +154,7 @@ def run(op, inputs, out):
     first = inputs[0]
     if first.ndim == 2:
         rows, n = first.shape
-        layout = "short" if n <= SHORT_ROW and op in _SHORT_OPS else "rows"
+        layout = "short" if n <= SHORT_ROW[op] else "rows"
         if first.size < PARALLEL_MIN_ELEMENTS:
             get_kernel(op, layout, first.dtype, False)(*inputs, out)
             return
@@ -182,6 +183,6 @@ def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
                 for par in parallel:
                     if layout == "split" and not par:
                         continue  # split rows exist only in parallel
-                    if layout == "short" and op not in _SHORT_OPS:
+                    if layout == "short" and not SHORT_ROW[op]:
                         continue
                     get_kernel(op, layout, storage, par)

@@ -317,3 +317,39 @@ def log_softmax_short_parallel(x, out):
     xf, of = x.ravel(), out.ravel()
     for b in prange((rows + rb - 1) // rb):
         Sh.log_softmax_block(xf, of, n, b * rb, min(b * rb + rb, rows))
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_backward_short_serial(g, y, out):
+    rows, n = g.shape
+    rb = Sh.rows_per_block(n)
+    gf, yf, of = g.ravel(), y.ravel(), out.ravel()
+    for b in range((rows + rb - 1) // rb):
+        Sh.softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def softmax_backward_short_parallel(g, y, out):
+    rows, n = g.shape
+    rb = Sh.rows_per_block(n)
+    gf, yf, of = g.ravel(), y.ravel(), out.ravel()
+    for b in prange((rows + rb - 1) // rb):
+        Sh.softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))
+
+
+@njit(cache=True, error_model="numpy")
+def log_softmax_backward_short_serial(g, y, out):
+    rows, n = g.shape
+    rb = Sh.rows_per_block(n)
+    gf, yf, of = g.ravel(), y.ravel(), out.ravel()
+    for b in range((rows + rb - 1) // rb):
+        Sh.log_softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def log_softmax_backward_short_parallel(g, y, out):
+    rows, n = g.shape
+    rb = Sh.rows_per_block(n)
+    gf, yf, of = g.ravel(), y.ravel(), out.ravel()
+    for b in prange((rows + rb - 1) // rb):
+        Sh.log_softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))

@@ -121,3 +121,40 @@ def log_softmax_block(x, out, n, r0, r1):
         m = maxima[r]
         for j in range(np.uint64(n)):
             store(out, base + j, (load(x, base + j) - m) - log_s[r])
+
+
+@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+def _broadcast_row_stat(g, y, n, r0, r1, stat, with_y):
+    """stat[(r - r0) * n + j] = sum(g[r, :] * y[r, :]) (with_y) or sum(g[r, :])."""
+    for r in range(r1 - r0):
+        base = np.uint64((r0 + r) * n)
+        s = compute_zero(g)
+        if with_y:
+            for j in range(np.uint64(n)):
+                s += load(g, base + j) * load(y, base + j)
+        else:
+            for j in range(np.uint64(n)):
+                s += load(g, base + j)
+        off = np.uint64(r * n)
+        for j in range(np.uint64(n)):
+            stat[off + j] = s
+
+
+@njit(cache=True, error_model="numpy")
+def softmax_backward_block(g, y, out, n, r0, r1):
+    count = (r1 - r0) * n
+    dots = compute_empty(g, count)
+    _broadcast_row_stat(g, y, n, r0, r1, dots, True)
+    start = np.uint64(r0 * n)
+    for k in range(np.uint64(count)):
+        store(out, start + k, load(y, start + k) * (load(g, start + k) - dots[k]))
+
+
+@njit(cache=True, error_model="numpy")
+def log_softmax_backward_block(g, y, out, n, r0, r1):
+    count = (r1 - r0) * n
+    sums = compute_empty(g, count)
+    _broadcast_row_stat(g, y, n, r0, r1, sums, False)
+    start = np.uint64(r0 * n)
+    for k in range(np.uint64(count)):
+        store(out, start + k, load(g, start + k) - exp_(load(y, start + k)) * sums[k])
