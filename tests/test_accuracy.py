@@ -7,7 +7,8 @@
 
 Inputs cover every kernel path: short rows (serial and parallel), long rows (more than
 256 KiB: two passes with an online max), rows split among threads (few rows of >= 1 MiB),
-and non-last axes (column kernels, serial and parallel).
+and non-last axes (column kernels, serial and parallel). The issue's 50-million-element row
+is in test_big.py.
 """
 
 import numpy as np
@@ -140,15 +141,6 @@ def test_long_column_sums(dtype, rng):
     x = (rng.standard_normal((1 << 20, 4)) * 6).astype(dtype)
     ratio, err = checks.row_sum_error(nbsoftmax.softmax(x, axis=0), 0)
     assert ratio <= 1, f"sums to 1 +- {err:.3g}"
-
-
-@pytest.mark.slow
-def test_fifty_million_float32_row_sums_to_one(rng):
-    """The issue's long-slice requirement (400 MB of memory: outside the default run)."""
-    x = rng.standard_normal(50_000_000, dtype=np.float32)
-    got = nbsoftmax.softmax(x)
-    del x
-    assert abs(np.sum(got, dtype=np.float64) - 1) <= checks.BOUNDS[checks.F32]["row_sum"]
 
 
 SHORT_ROWS = [c for c in CASES if "short" in c[0]]

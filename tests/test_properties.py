@@ -110,7 +110,11 @@ def _slices_last(a, axis):
 
 
 def _jacobians(p_rows, log):
-    """Per slice, d out_i / d x_j: diag(p) - p p^T for softmax, I - 1 p^T for log_softmax."""
+    """Per slice, d out_i / d x_j: diag(p) - p p^T for softmax, I - 1 p^T for log_softmax.
+
+    In longdouble: the products g^T J cancel where p is near 1, which float64 einsum would
+    get wrong by more than the O(n) formulas under test."""
+    p_rows = p_rows.astype(np.longdouble)
     n = p_rows.shape[1]
     if log:
         return np.eye(n)[None] - p_rows[:, None, :]
@@ -132,7 +136,7 @@ def test_softmax_backward_is_the_vector_jacobian_product(case):
     y = reference.softmax(x, axis)
     got = nbsoftmax.softmax_backward(g, y, axis=axis)
     g_rows, p_rows = _slices_last(g, axis), _slices_last(y, axis)
-    want = np.einsum("ri,rij->rj", g_rows, _jacobians(p_rows, log=False))
+    want = np.einsum("ri,rij->rj", g_rows.astype(np.longdouble), _jacobians(p_rows, log=False))
     checks.assert_within(_slices_last(got, axis), want, _vjp_tolerance(g_rows, p_rows, log=False),
                          "softmax_backward vs g^T J")
 
@@ -143,7 +147,7 @@ def test_log_softmax_backward_is_the_vector_jacobian_product(case):
     y = reference.log_softmax(x, axis)
     got = nbsoftmax.log_softmax_backward(g, y, axis=axis)
     g_rows, p_rows = _slices_last(g, axis), np.exp(_slices_last(y, axis))
-    want = np.einsum("ri,rij->rj", g_rows, _jacobians(p_rows, log=True))
+    want = np.einsum("ri,rij->rj", g_rows.astype(np.longdouble), _jacobians(p_rows, log=True))
     checks.assert_within(_slices_last(got, axis), want, _vjp_tolerance(g_rows, p_rows, log=True),
                          "log_softmax_backward vs g^T J")
 
