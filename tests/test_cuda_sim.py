@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 
 if "numba.cuda" not in sys.modules:
-    # numba-cuda reads the variable once, at import; it is not left set for subprocesses.
-    _saved = os.environ.get("NUMBA_ENABLE_CUDASIM")
+    # numba-cuda shares numba.core.config, read when numba was imported (by earlier test
+    # modules): set the variable, make the config re-read it, then import numba.cuda. It stays
+    # set for the process, whose config numba may re-read from the environment at any compile.
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
-    try:
-        cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
-    finally:
-        if _saved is None:
-            del os.environ["NUMBA_ENABLE_CUDASIM"]
+    import numba.core.config
+
+    numba.core.config.reload_config()
 cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
 if not getattr(cuda, "FakeCUDAKernel", None):
     pytest.skip("numba-cuda was imported without the simulator in this process "
