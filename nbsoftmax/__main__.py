@@ -35,6 +35,9 @@ def build_parser():
     from . import _bench
 
     _bench.add_parser(sub)
+    from . import _score
+
+    _score.add_parser(sub)
     return parser
 
 

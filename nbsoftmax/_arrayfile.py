@@ -1,0 +1,325 @@
+"""Array files read and written in blocks, never whole: ``.npy`` files and ``.npz`` members.
+
+An ``ArrayFile`` describes where an array's bytes are: the ``.npy`` header gives shape,
+dtype and order, and the data is either a byte range of a file (``.npy``, or an ``.npz``
+member stored uncompressed, as ``np.savez`` writes them) or, for a compressed member
+(``np.savez_compressed``), a stream that can only be read front to back.
+
+Everything here works in *memory order*: a Fortran-ordered array of shape ``S`` is the
+C-ordered array of shape ``reversed(S)``, so callers see one C-ordered ``memory_shape`` and
+write their results back in the same order (a Fortran input gives a Fortran output).
+
+Blocks are read with ``pread`` into a caller's reusable buffer (sequential, so the kernel's
+read-ahead applies, and nothing of the file stays mapped in the process: peak RSS is the
+buffer). Strided blocks (a softmax over a non-last axis whose slabs are larger than a
+block) go through short-lived ``mmap`` windows of at most ``WINDOW_BYTES``.
+"""
+
+import mmap
+import os
+import struct
+import zipfile
+
+import numpy as np
+
+# Mapped at once by a strided read or write; the window is unmapped before the next one, so
+# it bounds what a strided block adds to the process's resident memory.
+WINDOW_BYTES = 8 << 20
+
+_ZIP_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # the fixed 30 bytes of a zip local header
+_MAX_HEADER_SIZE = 1 << 20  # np.load's limit is 10,000; large shapes of many dims still fit
+
+
+class ArrayFileError(ValueError):
+    """An input or output file that cannot be used, with a message naming it and why."""
+
+
+def _prod(values):
+    out = 1
+    for v in values:
+        out *= int(v)
+    return out
+
+
+def _read_npy_header(fp, what):
+    """(shape, fortran_order, dtype, header length) of the .npy stream fp, positioned at its start."""
+    start = fp.tell()
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(
+                fp, max_header_size=_MAX_HEADER_SIZE)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(
+                fp, max_header_size=_MAX_HEADER_SIZE)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    except (ValueError, EOFError, SyntaxError) as exc:
+        raise ArrayFileError(f"{what} is not a .npy array ({exc})") from None
+    return tuple(int(s) for s in shape), bool(fortran), dtype, fp.tell() - start
+
+
+class ArrayFile:
+    """Where one array lives on disk. Build it with ``ArrayFile.open(path, key)``.
+
+    Attributes: ``path``, ``key`` (the .npz member, or None), ``shape`` and ``dtype`` as
+    stored (the dtype may be byte-swapped), ``fortran_order``, ``memory_shape``,
+    ``data_offset`` (None for a compressed member, readable only as a stream) and ``what``
+    (a name for messages).
+    """
+
+    def __init__(self, path, key, shape, fortran_order, dtype, data_offset, what):
+        self.path = os.fspath(path)
+        self.key = key
+        self.shape = shape
+        self.fortran_order = fortran_order and len(shape) > 1
+        self.dtype = dtype
+        self.data_offset = data_offset
+        self.what = what
+        self.memory_shape = tuple(reversed(shape)) if self.fortran_order else shape
+        self.size = _prod(shape)
+        self.nbytes = self.size * dtype.itemsize
+
+    @property
+    def seekable(self):
+        return self.data_offset is not None
+
+    def memory_axis(self, axis):
+        """A logical (non-negative) axis -> its axis in memory_shape."""
+        return len(self.shape) - 1 - axis if self.fortran_order else axis
+
+    @classmethod
+    def open(cls, path, key=None):
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise ArrayFileError(f"INPUT {path} does not exist")
+        if os.path.isdir(path):
+            raise ArrayFileError(f"INPUT {path} is a directory; expected a .npy or .npz file")
+        try:
+            is_zip = zipfile.is_zipfile(path)
+        except OSError as exc:
+            raise ArrayFileError(f"INPUT {path} cannot be read: {exc.strerror or exc}") from None
+        if is_zip:
+            return cls._open_member(path, key)
+        if key is not None:
+            raise ArrayFileError(f"--key {key!r} applies to .npz input, but INPUT {path} is not "
+                                 "an .npz archive")
+        try:
+            with open(path, "rb") as fp:
+                shape, fortran, dtype, header = _read_npy_header(fp, f"INPUT {path}")
+        except OSError as exc:
+            raise ArrayFileError(f"INPUT {path} cannot be read: {exc.strerror or exc}") from None
+        array = cls(path, None, shape, fortran, dtype, header, f"INPUT {path}")
+        array._check_length(os.path.getsize(path) - header)
+        return array
+
+    @classmethod
+    def _open_member(cls, path, key):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if n.endswith(".npy")]
+                keys = [n[:-4] for n in names]
+                if key is None:
+                    if len(keys) != 1:
+                        held = ", ".join(keys) if keys else "no arrays"
+                        raise ArrayFileError(f"INPUT {path} holds {held}; choose one with --key")
+                    key = keys[0]
+                member = key if key.endswith(".npy") else key + ".npy"
+                if member not in names:
+                    held = ", ".join(keys) if keys else "no arrays"
+                    raise ArrayFileError(f"INPUT {path} has no array {key!r} (--key); it holds "
+                                         f"{held}")
+                info = zf.getinfo(member)
+                if info.flag_bits & 0x1:
+                    raise ArrayFileError(f"INPUT {path}: member {member} is encrypted")
+                what = f"INPUT {path} [{key}]"
+                with zf.open(info) as stream:
+                    shape, fortran, dtype, header = _read_npy_header(stream, what)
+                offset = None
+                if info.compress_type == zipfile.ZIP_STORED:
+                    offset = _member_data_offset(path, info) + header
+                array = cls(path, key, shape, fortran, dtype, offset, what)
+                array._check_length(info.file_size - header)
+                array._member_header = header
+                return array
+        except (zipfile.BadZipFile, NotImplementedError, EOFError) as exc:
+            raise ArrayFileError(f"INPUT {path} is not a readable .npz archive ({exc})") from None
+        except OSError as exc:
+            raise ArrayFileError(f"INPUT {path} cannot be read: {exc.strerror or exc}") from None
+
+    def _check_length(self, available):
+        if self.dtype.hasobject:
+            raise ArrayFileError(f"{self.what} holds Python objects (dtype {self.dtype}); "
+                                 "expected a numeric array")
+        if available < self.nbytes:
+            raise ArrayFileError(f"{self.what} is truncated: its header announces {self.nbytes} "
+                                 f"bytes of data but only {available} are there")
+
+    def reader(self):
+        """A ``BlockReader`` over this array's data (close it, or use it as a context manager)."""
+        return BlockReader(self)
+
+
+def _member_data_offset(path, info):
+    """Offset in the archive of a stored member's first byte (after its local header)."""
+    with open(path, "rb") as fp:
+        fp.seek(info.header_offset)
+        fixed = fp.read(_ZIP_LOCAL_HEADER.size)
+    fields = _ZIP_LOCAL_HEADER.unpack(fixed)
+    if fields[0] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+    name_length, extra_length = fields[-2], fields[-1]
+    return info.header_offset + _ZIP_LOCAL_HEADER.size + name_length + extra_length
+
+
+def _strided_runs(start, rows, row_stride, nbytes):
+    """Windows covering ``rows`` runs of ``nbytes`` bytes, ``row_stride`` apart from ``start``.
+
+    Yields (first row, row count, aligned window offset, window length, start within window).
+    """
+    per_window = max(1, WINDOW_BYTES // max(row_stride, 1))
+    granularity = mmap.ALLOCATIONGRANULARITY
+    for first in range(0, rows, per_window):
+        count = min(per_window, rows - first)
+        begin = start + first * row_stride
+        end = begin + (count - 1) * row_stride + nbytes
+        aligned = begin - begin % granularity
+        yield first, count, aligned, end - aligned, begin - aligned
+
+
+def _strided_view(buffer, skip, count, row_stride, width, dtype):
+    """The (count, width) array view of ``buffer`` at byte ``skip`` with rows ``row_stride`` apart."""
+    return np.ndarray((count, width), dtype=dtype, buffer=buffer, offset=skip,
+                      strides=(row_stride, dtype.itemsize))
+
+
+class BlockReader:
+    """Reads blocks of an ``ArrayFile`` (in memory order) into caller-supplied arrays."""
+
+    def __init__(self, array):
+        self.array = array
+        self._fd = None
+        self._zip = None
+        self._stream = None
+        self._position = 0  # elements consumed from a stream
+        if array.seekable:
+            self._fd = os.open(array.path, os.O_RDONLY)
+        else:
+            self._zip = zipfile.ZipFile(array.path)
+            member = array.key if array.key.endswith(".npy") else array.key + ".npy"
+            self._stream = self._zip.open(member)
+            self._stream.read(array._member_header)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._stream is not None:
+            self._stream.close()
+            self._zip.close()
+            self._stream = self._zip = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def read(self, start, out):
+        """Fill the C-contiguous array ``out`` (the stored dtype) from element ``start`` on."""
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        if self._stream is not None:
+            if start != self._position:
+                raise RuntimeError("a compressed .npz member is read front to back only")
+            _read_stream(self._stream, view, self.array.what)
+            self._position += out.size
+            return out
+        offset = self.array.data_offset + start * self.array.dtype.itemsize
+        done = 0
+        while done < len(view):
+            got = os.preadv(self._fd, [view[done:]], offset + done)
+            if got == 0:
+                raise ArrayFileError(f"{self.array.what} ended early (was it truncated "
+                                     "while being read?)")
+            done += got
+        return out
+
+    def read_strided(self, start, rows, row_stride, out):
+        """Fill ``out`` (rows, width) with ``rows`` runs of ``width`` elements from element
+        ``start``, ``row_stride`` elements apart (a block of a non-last-axis softmax)."""
+        if self._fd is None:
+            raise RuntimeError("a compressed .npz member is read front to back only")
+        itemsize = self.array.dtype.itemsize
+        width = out.shape[1]
+        begin = self.array.data_offset + start * itemsize
+        for first, count, aligned, length, skip in _strided_runs(
+                begin, rows, row_stride * itemsize, width * itemsize):
+            window = mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=aligned)
+            try:
+                src = _strided_view(window, skip, count, row_stride * itemsize, width,
+                                    self.array.dtype)
+                np.copyto(out[first:first + count], src)
+                del src
+            finally:
+                window.close()
+        return out
+
+
+def _read_stream(stream, view, what):
+    done = 0
+    while done < len(view):
+        got = stream.readinto(view[done:])
+        if not got:
+            raise ArrayFileError(f"{what} ended early")
+        done += got
+
+
+class NpyWriter:
+    """A ``.npy`` file written block by block at any offsets (``pwrite``), C or Fortran order.
+
+    The file is created at its full size with a valid header by ``np.lib.format.open_memmap``
+    (sparse until written), then filled. Blocks are in memory order, as for ``BlockReader``.
+    """
+
+    def __init__(self, path, shape, dtype, fortran_order=False):
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=self.dtype, shape=tuple(shape),
+                                       fortran_order=fortran_order)
+        self.data_offset = mm.offset
+        del mm
+        self._fd = os.open(path, os.O_RDWR)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def write(self, start, block):
+        """Write the C-contiguous ``block`` at element ``start`` (memory order)."""
+        view = memoryview(np.ascontiguousarray(block).reshape(-1).view(np.uint8))
+        offset = self.data_offset + start * self.dtype.itemsize
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self._fd, view[done:], offset + done)
+
+    def write_strided(self, start, row_stride, block):
+        """Write ``block`` (rows, width) as runs ``row_stride`` elements apart from ``start``."""
+        itemsize = self.dtype.itemsize
+        rows, width = block.shape
+        begin = self.data_offset + start * itemsize
+        for first, count, aligned, length, skip in _strided_runs(
+                begin, rows, row_stride * itemsize, width * itemsize):
+            window = mmap.mmap(self._fd, length, access=mmap.ACCESS_WRITE, offset=aligned)
+            try:
+                dst = _strided_view(window, skip, count, row_stride * itemsize, width, self.dtype)
+                np.copyto(dst, block[first:first + count])
+                del dst
+            finally:
+                window.close()
