@@ -1,0 +1,91 @@
+"""Start-up latency of a fresh process: import, cold first call, warm first call.
+
+Each measurement is a new interpreter, timed from inside it:
+
+* ``import``: ``import nbsoftmax`` (NumPy and the libtbb preload; Numba is imported by the
+  first call).
+* ``cold first call``: the first float32 softmax with an empty kernel cache (a new, empty
+  ``NUMBA_CACHE_DIR``): Numba's import, compilation, and the threading layer's start.
+* ``warm first call``: the same in a later process, the cache filled by an earlier one.
+
+Two inputs: a 1 x 10 array (serial kernel) and 1000 x 1000 (parallel kernel, so the
+threading layer starts too). Targets (issue 5): warm first call, import included, <= 0.6 s;
+cold <= 3 s. Usage::
+
+    python benchmarks/latency.py [--rounds 5] [--json]
+
+Medians of ``--rounds`` processes (cold rounds each use a new empty cache). Do not run it
+while others use the machine's cores: compilation is CPU-bound.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+PROBE = r"""
+import time
+t0 = time.perf_counter()
+import nbsoftmax
+t1 = time.perf_counter()
+import numpy as np
+x = np.linspace(-3, 3, {size}, dtype=np.float32).reshape({shape})
+t2 = time.perf_counter()
+nbsoftmax.softmax(x)
+t3 = time.perf_counter()
+import numba
+print(t1 - t0, t3 - t2, numba.threading_layer() if {parallel} else "-")
+"""
+
+CASES = {"1x10 (serial)": ((1, 10), False), "1000x1000 (parallel)": ((1000, 1000), True)}
+
+
+def measure(shape, parallel, cache_dir):
+    size = shape[0] * shape[1]
+    code = PROBE.format(size=size, shape=shape, parallel=parallel)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    return float(out[0]), float(out[1]), out[2]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    results = {}
+    for name, (shape, parallel) in CASES.items():
+        imports, cold, warm, layer = [], [], [], "-"
+        for _ in range(args.rounds):
+            with tempfile.TemporaryDirectory(prefix="nbsoftmax-latency-") as cache:
+                imp, first, layer = measure(shape, parallel, cache)
+                cold.append(imp + first)
+                imp, first, _ = measure(shape, parallel, cache)
+                imports.append(imp)
+                warm.append(imp + first)
+        results[name] = {
+            "import_s": statistics.median(imports),
+            "cold_first_call_s": statistics.median(cold),
+            "warm_first_call_s": statistics.median(warm),
+            "threading_layer": layer,
+            "rounds": args.rounds,
+        }
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{'float32 softmax':<22} {'import':>8} {'cold first call':>16} {'warm first call':>16}"
+          "   (import included; medians)")
+    for name, r in results.items():
+        print(f"{name:<22} {r['import_s']:>7.3f}s {r['cold_first_call_s']:>15.2f}s "
+              f"{r['warm_first_call_s']:>15.3f}s   layer {r['threading_layer']}")
+    print("targets: warm <= 0.6 s, cold <= 3 s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
