@@ -101,6 +101,7 @@ def logsumexp(x, axis=-1, keepdims=False):
     else:
         with np.errstate(all="ignore"):
             result = np.asarray(scipy.special.logsumexp(x, axis=axes, keepdims=True), np.float64)
+        result = result.reshape(reduced_shape)  # SciPy makes a 0-d input 1-d with axis=()
         any_nan = np.any(np.isnan(x), axis=axes, keepdims=True)
         any_posinf = np.any(x == np.inf, axis=axes, keepdims=True)
         all_neginf = np.all(x == -np.inf, axis=axes, keepdims=True)

@@ -121,6 +121,69 @@ def test_row_sums(case, rng):
     assert ratio <= 1, f"a slice sums to 1 +- {err:.3g}, {ratio:.3g}x the bound"
 
 
+# In place (out=x), the kernels read and write the same memory; so do they for every input
+# the dispatch first copies into the result (integer, bool, byte-swapped, dtype= casts, ...).
+IN_PLACE = [c for c in CASES if c[0].split("-", 1)[1] in
+            ("short-normal8", "short-normal30", "short-uniform", "parallel-rows", "long-rows",
+             "split-row", "columns", "two-axes")]
+
+
+@pytest.mark.parametrize("case", IN_PLACE, ids=_ids(IN_PLACE))
+def test_softmax_in_place_accuracy(case, rng):
+    x, axis = _input(case, rng)
+    got = x.copy()
+    nbsoftmax.softmax(got, axis=axis, out=got)
+    ratio, rel = checks.softmax_error(got, x, axis)
+    assert ratio <= 1, f"softmax error {ratio:.3g}x the bound (max relative error {rel:.3g})"
+
+
+@pytest.mark.parametrize("case", IN_PLACE, ids=_ids(IN_PLACE))
+def test_log_softmax_in_place_accuracy(case, rng):
+    x, axis = _input(case, rng)
+    got = x.copy()
+    nbsoftmax.log_softmax(got, axis=axis, out=got)
+    ratio, err = checks.log_softmax_error(got, x, axis)
+    assert ratio <= 1, f"log_softmax error {ratio:.3g}x the bound (max absolute error {err:.3g})"
+
+
+REPEATED_VALUES = {
+    "float32-arange%7": (np.arange(1000) % 7).astype(np.float32),
+    "float64-arange%7": (np.arange(1000) % 7).astype(np.float64),
+    "float64-999x-1-and-0": np.r_[np.full(999, -1.0), 0.0],
+}
+
+
+@pytest.mark.parametrize("mode", ["out-of-place", "in-place", "int64-input"])
+@pytest.mark.parametrize("name", REPEATED_VALUES)
+def test_repeated_values(name, mode):
+    """A few distinct values repeated along a 1000-element row: summation errors add up.
+    (Integer input is computed in float64 inside the result array, i.e. in place too.)"""
+    x = REPEATED_VALUES[name]
+    if mode == "int64-input":
+        x = x.astype(np.int64)
+        got = nbsoftmax.softmax(x)
+    elif mode == "in-place":
+        got = x.copy()
+        nbsoftmax.softmax(got, out=got)
+    else:
+        got = nbsoftmax.softmax(x)
+    ratio, rel = checks.softmax_error(got, x)
+    assert ratio <= 1, f"softmax error {ratio:.3g}x the bound (max relative error {rel:.3g})"
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+@pytest.mark.parametrize("dtype", [np.int16, np.int64, np.uint8])
+def test_integer_input_accuracy(dtype, axis, rng):
+    """Integer logits (computed in float64): many equal values, so rounding errors of a sum
+    do not average out."""
+    x = np.clip(np.round(rng.standard_normal((8, 1000)) * 3), 0 if dtype == np.uint8 else -50, 50)
+    x = x.astype(dtype)
+    ratio, rel = checks.softmax_error(nbsoftmax.softmax(x, axis=axis), x, axis)
+    assert ratio <= 1, f"softmax error {ratio:.3g}x the bound (max relative error {rel:.3g})"
+    ratio, err = checks.log_softmax_error(nbsoftmax.log_softmax(x, axis=axis), x, axis)
+    assert ratio <= 1, f"log_softmax error {ratio:.3g}x the bound (max absolute error {err:.3g})"
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1 << 20, 1 << 22])
 def test_million_element_rows(n, dtype, rng):

@@ -110,6 +110,8 @@ def test_zero_d(axis, value):
     for result in (sm, ls, lse):
         assert isinstance(result, np.ndarray) and result.shape == () and result.dtype == np.float64
     assert sm == 1.0 and ls == 0.0 and lse == value
+    keep = nbsoftmax.logsumexp(x, axis=axis, keepdims=True)
+    assert keep.shape == () and keep == value
     g = np.float64(2.0)
     assert nbsoftmax.softmax_backward(g, sm, axis=axis) == 0.0  # 1 * (2 - 2 * 1)
     assert nbsoftmax.log_softmax_backward(g, ls, axis=axis) == 0.0  # 2 - e**0 * 2
