@@ -20,6 +20,8 @@ forbids it: ``broadcast_*`` repeat one slice of the base, ``empty``/``zero_lengt
 ``np.array(layout(base), order="C")``.
 """
 
+import math
+
 import numpy as np
 import scipy.special
 
@@ -70,6 +72,30 @@ def _bad_slices(x, axes):
 
 
 # ------------------------------------------------------------------ float64 (SciPy)
+# Every reduction runs along the last axis of a C-contiguous (slices, n) copy: there NumPy
+# sums pairwise, as SciPy's accuracy claims assume; over another axis its sums are
+# sequential and their error grows with the slice length.
+
+
+def _slices_as_rows(x, axes):
+    """x with the axes moved last, as C-contiguous rows; and the shape and order to undo it."""
+    rest = [a for a in range(x.ndim) if a not in axes]
+    order = rest + list(axes)
+    moved = np.array(np.transpose(x, order), order="C")  # (ascontiguousarray makes 0-d 1-d)
+    n = math.prod(x.shape[a] for a in axes)
+    return moved.reshape(math.prod(x.shape[a] for a in rest), n), moved.shape, order
+
+
+def _along_slices(func, x, axes):
+    """func(rows) -> rows, with each row one slice; the result in x's shape."""
+    rows, moved_shape, order = _slices_as_rows(x, axes)
+    return np.transpose(np.asarray(func(rows)).reshape(moved_shape), np.argsort(order))
+
+
+def _reduce_slices(func, x, axes):
+    """func(rows) -> one value per row; the result in the keepdims shape."""
+    rows, _, _ = _slices_as_rows(x, axes)
+    return np.asarray(func(rows)).reshape([1 if a in axes else n for a, n in enumerate(x.shape)])
 
 
 def softmax(x, axis=-1):
@@ -78,7 +104,7 @@ def softmax(x, axis=-1):
     if x.size == 0:
         return np.empty(x.shape, np.float64)
     with np.errstate(all="ignore"):
-        result = np.asarray(scipy.special.softmax(x, axis=axes), dtype=np.float64)
+        result = _along_slices(lambda rows: scipy.special.softmax(rows, axis=-1), x, axes)
     return np.where(_bad_slices(x, axes), np.nan, result)
 
 
@@ -88,7 +114,7 @@ def log_softmax(x, axis=-1):
     if x.size == 0:
         return np.empty(x.shape, np.float64)
     with np.errstate(all="ignore"):
-        result = np.asarray(scipy.special.log_softmax(x, axis=axes), dtype=np.float64)
+        result = _along_slices(lambda rows: scipy.special.log_softmax(rows, axis=-1), x, axes)
     return np.where(_bad_slices(x, axes), np.nan, result)
 
 
@@ -100,8 +126,7 @@ def logsumexp(x, axis=-1, keepdims=False):
         result = np.full(reduced_shape, -np.inf)
     else:
         with np.errstate(all="ignore"):
-            result = np.asarray(scipy.special.logsumexp(x, axis=axes, keepdims=True), np.float64)
-        result = result.reshape(reduced_shape)  # SciPy makes a 0-d input 1-d with axis=()
+            result = _reduce_slices(lambda rows: scipy.special.logsumexp(rows, axis=-1), x, axes)
         any_nan = np.any(np.isnan(x), axis=axes, keepdims=True)
         any_posinf = np.any(x == np.inf, axis=axes, keepdims=True)
         all_neginf = np.all(x == -np.inf, axis=axes, keepdims=True)
@@ -113,13 +138,17 @@ def logsumexp(x, axis=-1, keepdims=False):
     return result
 
 
+def _sum_slices(x, axes):
+    return _reduce_slices(lambda rows: np.sum(rows, axis=-1), x, axes)
+
+
 def softmax_backward(grad_output, output, axis=-1):
     """y * (g - sum(g * y)) over the axes."""
     g = _as(grad_output, np.float64)
     y = _as(output, np.float64)
     axes = reduced_axes(axis, g.ndim)
     with np.errstate(all="ignore"):
-        return y * (g - np.sum(g * y, axis=axes, keepdims=True))
+        return y * (g - _sum_slices(g * y, axes))
 
 
 def log_softmax_backward(grad_output, output, axis=-1):
@@ -128,7 +157,7 @@ def log_softmax_backward(grad_output, output, axis=-1):
     y = _as(output, np.float64)
     axes = reduced_axes(axis, g.ndim)
     with np.errstate(all="ignore"):
-        return g - np.exp(y) * np.sum(g, axis=axes, keepdims=True)
+        return g - np.exp(y) * _sum_slices(g, axes)
 
 
 # ------------------------------------------------------------------ np.longdouble ("exact")
