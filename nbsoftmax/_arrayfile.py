@@ -9,22 +9,17 @@ Everything here works in *memory order*: a Fortran-ordered array of shape ``S`` 
 C-ordered array of shape ``reversed(S)``, so callers see one C-ordered ``memory_shape`` and
 write their results back in the same order (a Fortran input gives a Fortran output).
 
-Blocks are read with ``pread`` into a caller's reusable buffer (sequential, so the kernel's
-read-ahead applies, and nothing of the file stays mapped in the process: peak RSS is the
-buffer). Strided blocks (a softmax over a non-last axis whose slabs are larger than a
-block) go through short-lived ``mmap`` windows of at most ``WINDOW_BYTES``.
+Blocks are contiguous byte ranges, read with ``pread`` into a caller's reusable buffer and
+written with ``pwrite``: sequential, so the kernel's read-ahead applies, and nothing of the
+files is mapped into the process, whose resident memory stays the buffers (a mapping would
+count every page it touched until unmapped).
 """
 
-import mmap
 import os
 import struct
 import zipfile
 
 import numpy as np
-
-# Mapped at once by a strided read or write; the window is unmapped before the next one, so
-# it bounds what a strided block adds to the process's resident memory.
-WINDOW_BYTES = 8 << 20
 
 _ZIP_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # the fixed 30 bytes of a zip local header
 _MAX_HEADER_SIZE = 1 << 20  # np.load's limit is 10,000; large shapes of many dims still fit
@@ -172,27 +167,6 @@ def _member_data_offset(path, info):
     return info.header_offset + _ZIP_LOCAL_HEADER.size + name_length + extra_length
 
 
-def _strided_runs(start, rows, row_stride, nbytes):
-    """Windows covering ``rows`` runs of ``nbytes`` bytes, ``row_stride`` apart from ``start``.
-
-    Yields (first row, row count, aligned window offset, window length, start within window).
-    """
-    per_window = max(1, WINDOW_BYTES // max(row_stride, 1))
-    granularity = mmap.ALLOCATIONGRANULARITY
-    for first in range(0, rows, per_window):
-        count = min(per_window, rows - first)
-        begin = start + first * row_stride
-        end = begin + (count - 1) * row_stride + nbytes
-        aligned = begin - begin % granularity
-        yield first, count, aligned, end - aligned, begin - aligned
-
-
-def _strided_view(buffer, skip, count, row_stride, width, dtype):
-    """The (count, width) array view of ``buffer`` at byte ``skip`` with rows ``row_stride`` apart."""
-    return np.ndarray((count, width), dtype=dtype, buffer=buffer, offset=skip,
-                      strides=(row_stride, dtype.itemsize))
-
-
 class BlockReader:
     """Reads blocks of an ``ArrayFile`` (in memory order) into caller-supplied arrays."""
 
@@ -244,26 +218,6 @@ class BlockReader:
             done += got
         return out
 
-    def read_strided(self, start, rows, row_stride, out):
-        """Fill ``out`` (rows, width) with ``rows`` runs of ``width`` elements from element
-        ``start``, ``row_stride`` elements apart (a block of a non-last-axis softmax)."""
-        if self._fd is None:
-            raise RuntimeError("a compressed .npz member is read front to back only")
-        itemsize = self.array.dtype.itemsize
-        width = out.shape[1]
-        begin = self.array.data_offset + start * itemsize
-        for first, count, aligned, length, skip in _strided_runs(
-                begin, rows, row_stride * itemsize, width * itemsize):
-            window = mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=aligned)
-            try:
-                src = _strided_view(window, skip, count, row_stride * itemsize, width,
-                                    self.array.dtype)
-                np.copyto(out[first:first + count], src)
-                del src
-            finally:
-                window.close()
-        return out
-
 
 def _read_stream(stream, view, what):
     done = 0
@@ -308,18 +262,3 @@ class NpyWriter:
         done = 0
         while done < len(view):
             done += os.pwrite(self._fd, view[done:], offset + done)
-
-    def write_strided(self, start, row_stride, block):
-        """Write ``block`` (rows, width) as runs ``row_stride`` elements apart from ``start``."""
-        itemsize = self.dtype.itemsize
-        rows, width = block.shape
-        begin = self.data_offset + start * itemsize
-        for first, count, aligned, length, skip in _strided_runs(
-                begin, rows, row_stride * itemsize, width * itemsize):
-            window = mmap.mmap(self._fd, length, access=mmap.ACCESS_WRITE, offset=aligned)
-            try:
-                dst = _strided_view(window, skip, count, row_stride * itemsize, width, self.dtype)
-                np.copyto(dst, block[first:first + count])
-                del dst
-            finally:
-                window.close()

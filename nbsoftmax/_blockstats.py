@@ -27,14 +27,16 @@ def _finite_or_zero(m):
 
 def block_stats(x, axes):
     """(m, s) of one block over ``axes``, float64, kept dimensions, stacked on a new last axis."""
-    x = x.astype(np.float64)
     if any(x.shape[a] == 0 for a in axes):
         shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
-        m = np.full_like(x, -np.inf, shape=shape)
+        m = np.full_like(x, -np.inf, dtype=np.float64, shape=shape)
         return np.stack([m, np.zeros_like(m)], axis=-1)
-    m = np.max(x, axis=axes, keepdims=True)
+    t = x.astype(np.float64)  # the one block-sized temporary
+    m = np.max(t, axis=axes, keepdims=True)
     with np.errstate(invalid="ignore", over="ignore"):
-        s = np.sum(np.exp(x - _finite_or_zero(m)), axis=axes, keepdims=True)
+        t -= _finite_or_zero(m)
+        np.exp(t, out=t)
+    s = np.sum(t, axis=axes, keepdims=True)
     return np.stack([m, s], axis=-1)
 
 
@@ -50,15 +52,15 @@ def combine_stats(stats, axes):
 def apply_stats(op, x, top, total, dtype):
     """The second pass: softmax, log_softmax or logsumexp of a block from its slices' (M, S)."""
     finite = np.isfinite(top)
-    shift = np.where(finite, top, 0.0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if op == "logsumexp":
-            result = np.where(finite, shift + np.log(total), top)
+            return np.where(finite, top + np.log(total), top).astype(dtype, copy=False)
+        t = x.astype(np.float64)  # the one block-sized temporary
+        t -= np.where(finite, top, 0.0)
+        if op == "softmax":
+            np.exp(t, out=t)
+            t /= total
         else:
-            t = x.astype(np.float64) - shift
-            if op == "softmax":
-                result = np.exp(t) / total
-            else:
-                result = t - np.log(total)
-            result = np.where(finite, result, np.nan)
-    return result.astype(dtype, copy=False)
+            t -= np.log(total)
+        t[np.broadcast_to(~finite, t.shape)] = np.nan
+    return t.astype(dtype, copy=False)

@@ -18,7 +18,7 @@ class _Silent:
 
 
 class _Line:
-    """The fallback bar: ``score  45% 1,234,000/2,742,000 rows  310,000 rows/s``."""
+    """The fallback bar: ``score  45% 1,234/2,742 MB  310 MB/s``."""
 
     _INTERVAL = 0.2  # seconds between redraws
 
@@ -37,7 +37,7 @@ class _Line:
     def _draw(self, now):
         rate = self.done / max(now - self.start, 1e-9)
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        self.stream.write(f"\r{self.desc} {pct:3.0f}% {self.done:,}/{self.total:,} {self.unit}"
+        self.stream.write(f"\r{self.desc} {pct:3.0f}% {self.done:,.0f}/{self.total:,.0f} {self.unit}"
                           f"  {rate:,.0f} {self.unit}/s")
         self.stream.flush()
 

@@ -5,12 +5,11 @@
                     [--overwrite] [--scheduler ADDRESS]
 
 INPUT is a ``.npy`` file or an ``.npz`` archive (``--key`` names the member; it may be left
-out when the archive holds one array). Nothing is loaded whole: blocks of whole softmax
-slices are read into one reused buffer, transformed in place by the kernels and written at
-their place in OUTPUT (``nbsoftmax._arrayfile``). A member stored uncompressed (what
-``np.savez`` writes) is read like a ``.npy`` file; a compressed one (``np.savez_compressed``)
-is decompressed front to back as a stream, so its blocks must be whole slabs of the leading
-axes (for ``--axis -1``: whole rows, always the case).
+out when the archive holds one array). Nothing is loaded whole: contiguous blocks are read
+into one reused buffer, transformed in place by the kernels and written at their place in
+OUTPUT (``nbsoftmax._arrayfile``). A member stored uncompressed (what ``np.savez`` writes)
+is read like a ``.npy`` file; a compressed one (``np.savez_compressed``) is decompressed
+front to back as a stream, never held whole (twice when two passes are needed, see below).
 
 OUTPUT is a ``.npy`` file of the input's shape and order (C or Fortran) holding
 probabilities, or log-probabilities with ``--log``; its dtype follows nbsoftmax's rules
@@ -26,12 +25,19 @@ replaced only with ``--overwrite``.
 
 Memory: ``--memory-limit`` bounds the peak resident memory of the whole process. After the
 imports and the kernels are loaded (about 150-250 MB with Numba), the rest of the limit,
-less a margin, sizes the blocks; blocks are kept near ``TARGET_BLOCK_BYTES`` even when more
+less a margin, sizes the blocks; blocks stay near ``TARGET_BLOCK_BYTES`` even when more
 would fit, because that is faster (the block stays in cache between read, softmax and
-write). One softmax slice (with ``--axis 0`` of an ``(N, C)`` array, one column of N
-values) must fit in the limit; the command says so and stops otherwise. A softmax over a
-non-last axis reads blocks of whole slabs when one fits, else strided blocks through short
-mmap windows (slower: on C-ordered files, each window reads whole pages).
+write). The array is seen as ``(outer, n, inner)`` around the softmax axis:
+
+- When a slab ``(n, inner)`` fits (for ``--axis -1``: one row), blocks are whole slabs and
+  one pass of the kernels computes them.
+- Otherwise (a softmax over axis 0 of a large C-ordered array, or one row larger than the
+  memory) blocks are runs of rows of one slab, still contiguous in the file, and two passes
+  are made: per-slice (max, sum of exp) first, combined block by block, then the
+  probabilities (``nbsoftmax._blockstats``, float64 NumPy: slower than the kernels, but
+  each pass reads the file once, sequentially). For ``--top-k`` the second pass keeps the
+  best k of every slice so far. The limit must hold one row of ``inner`` values and the
+  per-slice statistics; the command says so and stops otherwise.
 
 With ``--scheduler ADDRESS`` the same job runs on a Dask cluster
 (``nbsoftmax._score_cluster``).
@@ -77,6 +83,14 @@ def parse_size(text):
         raise ScoreError(f"--memory-limit {text!r} is not a size; expected e.g. 1GB, 512MB, "
                          "2GiB or a number of bytes")
     return int(value * _SIZE_UNITS[unit])
+
+
+def _size(nbytes):
+    """``1234567`` -> ``"1.2 MB"``: sizes in messages, in the units of --memory-limit."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:,.3g} {unit}"
+    return f"{nbytes:.0f} bytes"
 
 
 def _prod(values):
@@ -231,72 +245,88 @@ def write_topk_archive(pending, parts, names):
 
 
 class BlockPlan:
-    """Blocks of whole softmax slices over the C-ordered ``memory_shape``.
+    """Contiguous blocks over the C-ordered ``memory_shape``, seen as ``(outer, n, inner)``
+    around the softmax axis.
 
-    The array is seen as ``(outer, n, inner)`` around the softmax axis. A block is
-    ``(o_len, n, i_len)``: whole slabs ``(o_len, n, inner)`` when one slab fits in
-    ``block_elements`` (contiguous in the file), else one slab cut along ``inner``
-    (``n`` runs of ``i_len`` values, ``inner`` apart).
+    ``whole`` plans cut blocks of ``o_len`` whole slabs ``(n, inner)``: every softmax slice
+    lies in one block and one pass of the kernels does it. Otherwise (a slab does not fit)
+    blocks are ``n_len`` rows of one slab, ``(1, n_len, inner)``, and the softmax takes two
+    passes over the file (``nbsoftmax._blockstats``): per-slice (max, sum of exp) first, the
+    probabilities second.
     """
 
-    def __init__(self, memory_shape, axis, block_elements):
+    def __init__(self, memory_shape, axis, block_elements=None, fits=None):
         self.outer = _prod(memory_shape[:axis])
         self.n = memory_shape[axis]
         self.inner = _prod(memory_shape[axis + 1:])
+        self.slices = self.outer * self.inner
+        if block_elements is None:
+            return
         slab = self.n * self.inner
-        if slab <= block_elements:
-            self.o_len = max(1, min(self.outer, block_elements // max(slab, 1)))
-            self.i_len = self.inner
+        self.whole = slab <= fits
+        if self.whole:
+            self.o_len = max(1, min(self.outer, max(block_elements, slab) // max(slab, 1)))
+            self.n_len = self.n
         else:
             self.o_len = 1
-            self.i_len = max(1, min(self.inner, block_elements // max(self.n, 1)))
-        self.contiguous = self.i_len == self.inner
-        self.slices = self.outer * self.inner
+            self.n_len = max(1, min(self.n, block_elements // max(self.inner, 1)))
 
     @property
     def max_elements(self):
-        return self.o_len * self.n * self.i_len
+        return self.o_len * self.n_len * self.inner
 
     def blocks(self):
-        """(o0, o1, i0, i1) of each block, in file order."""
+        """(o0, o1, n0, n1) of each block, in file order."""
+        if self.n == 0 or self.inner == 0:  # nothing to read, nothing to write
+            return
         for o0 in range(0, self.outer, self.o_len):
             o1 = min(o0 + self.o_len, self.outer)
-            for i0 in range(0, self.inner, self.i_len):
-                yield o0, o1, i0, min(i0 + self.i_len, self.inner)
+            for n0 in range(0, self.n, self.n_len):
+                yield o0, o1, n0, min(n0 + self.n_len, self.n)
 
 
 def _peak_rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kB
 
 
-def _block_elements(job, n, inner):
-    """Elements per block from the memory left under the limit; ScoreError if a slice won't fit."""
-    import numpy as np
-
+def _plan(job):
+    """The block plan for the memory left under the limit, or ScoreError when nothing fits."""
+    plan = BlockPlan(job.memory_shape, job.memory_axis)
     itemsize = job.dtype.itemsize
-    converts = job.source.dtype != job.dtype
-    per_element = itemsize + (job.source.dtype.itemsize if converts else 0)
+    raw = job.source.dtype.itemsize if job.source.dtype != job.dtype else 0
+    # bytes per element held at once: whole slabs (the kernels work in place) ...
+    per_element = itemsize + raw
     if job.top_k is not None:
         from ._topk import TEMP_BYTES_PER_ELEMENT
 
-        # the slab moved to rows (inner > 1), the partitioned copy, a NaN-free copy, masks
+        # ... the slab moved to rows (inner > 1), its partitioned copy, a NaN-free copy, masks
         per_element += 3 * itemsize + TEMP_BYTES_PER_ELEMENT
+    # ... and two passes: the input block, a float64 temporary, a mask, the result block
+    per_element_split = (job.source.dtype.itemsize + raw + 8 + 1 + itemsize
+                         + (itemsize + 8 if job.top_k is not None else 0))
     used = _peak_rss()
     budget = job.memory_limit - used - MARGIN_BYTES
-    fits = budget // per_element if budget > 0 else 0
-    if fits < max(n, 1):
-        need = (used + MARGIN_BYTES + max(n, 1) * per_element) / 1e6
+    if budget <= 0:
         raise ScoreError(
-            f"--memory-limit {job.memory_limit / 1e6:,.0f} MB is too small: this process "
-            f"already uses {used / 1e6:,.0f} MB and one softmax slice of {n:,} values needs "
-            f"{max(n, 1) * per_element / 1e6:,.1f} MB more (with a {MARGIN_BYTES >> 20} MB "
-            f"margin); raise it to at least {np.ceil(need):,.0f} MB")
-    if not job.source.seekable and n * inner > fits:
+            f"--memory-limit {_size(job.memory_limit)} is too small: this process uses "
+            f"{_size(used)} before reading any data, and {_size(MARGIN_BYTES)} more are kept "
+            f"free; raise it to at least {_size(used + MARGIN_BYTES + 1e6)}")
+    target = TARGET_BLOCK_BYTES // itemsize
+    slab = plan.n * plan.inner
+    fits = budget // per_element
+    if slab <= fits:
+        return BlockPlan(job.memory_shape, job.memory_axis, min(target, fits), fits)
+    # Per-slice statistics (max, sum; for top-k the running k best) live across blocks.
+    stats_bytes = plan.inner * (16 + (job.top_k or 0) * (8 + itemsize) * 2)
+    fits = (budget - stats_bytes) // per_element_split
+    if plan.inner > fits:
+        need = plan.inner * per_element_split + stats_bytes
         raise ScoreError(
-            f"{job.source.what} is compressed and can only be read front to back, so a whole "
-            f"slab of {n * inner:,} values (all axes from --axis {job.axis} on) must fit in "
-            f"--memory-limit; raise it, or store the array uncompressed (np.save or np.savez)")
-    return max(min(TARGET_BLOCK_BYTES // itemsize, fits), n)
+            f"--memory-limit {_size(job.memory_limit)} is too small for {job.source.what}: "
+            f"one row of {plan.inner:,} values across the axes after --axis {job.axis} needs "
+            f"{_size(need)} besides the {_size(used + MARGIN_BYTES)} in use or kept free; "
+            f"raise it to at least {_size(used + MARGIN_BYTES + need)}")
+    return BlockPlan(job.memory_shape, job.memory_axis, min(target, fits), 0)
 
 
 def _warm_up(job):
@@ -310,69 +340,136 @@ def _warm_up(job):
 
 def run_local(job, progress_stream=None):
     """Score on this machine; returns (slices, input bytes)."""
-    import numpy as np
-
-    import nbsoftmax
-
-    from . import _arrayfile, _progress, _topk
+    from . import _arrayfile, _progress
 
     _warm_up(job)
-    shape, axis = job.memory_shape, job.memory_axis
-    plan = BlockPlan(shape, axis, 0)  # for n and inner
-    plan = BlockPlan(shape, axis, _block_elements(job, plan.n, plan.inner))
-    func = getattr(nbsoftmax, job.op)
-    fortran = job.source.fortran_order
-    k = job.top_k
-    converts = job.source.dtype != job.dtype
-    work_buffer = np.empty(plan.max_elements, job.dtype)
-    raw_buffer = np.empty(plan.max_elements, job.source.dtype) if converts else work_buffer
-    bar = _progress.progress(plan.slices, "rows", "score", stream=progress_stream)
-
+    plan = _plan(job)
+    passes = 1 if plan.whole else 2
+    bar = _progress.progress(round(passes * job.source.nbytes / 1e6), "MB", "score",
+                             stream=progress_stream)
     with PendingOutput(job.output, job.overwrite) as pending:
         outputs = job.output_shapes()
         parts = [pending.new_temp() for _ in outputs]
-        writers = [_arrayfile.NpyWriter(p, s, d, fortran) for p, (_, s, d) in zip(parts, outputs)]
+        writers = [_arrayfile.NpyWriter(p, s, d, job.source.fortran_order)
+                   for p, (_, s, d) in zip(parts, outputs)]
         try:
-            with job.source.reader() as reader:
-                for o0, o1, i0, i1 in plan.blocks():
-                    block_shape = (o1 - o0, plan.n, i1 - i0)
-                    size = _prod(block_shape)
-                    raw = raw_buffer[:size].reshape(block_shape)
-                    work = work_buffer[:size].reshape(block_shape)
-                    start = (o0 * plan.n) * plan.inner + i0
-                    if plan.contiguous:
-                        reader.read(start, raw)
-                    else:
-                        reader.read_strided(start, plan.n, plan.inner, raw.reshape(plan.n, -1))
-                    func(raw, axis=1, dtype=job.dtype, out=work, device=job.device)
-                    if k is None:
-                        _write(writers[0], plan, o0, i0, plan.n, work)
-                    else:
-                        rows = np.moveaxis(work, 1, 2).reshape(-1, plan.n)
-                        indices, values = _topk.top_k(rows, k)
-                        del rows
-                        for writer, part in zip(writers, (indices, values)):
-                            part = np.moveaxis(part.reshape(o1 - o0, i1 - i0, k), 2, 1)
-                            _write(writer, plan, o0, i0, k, np.ascontiguousarray(part))
-                    bar.update((o1 - o0) * (i1 - i0))
+            if plan.whole:
+                _one_pass(job, plan, writers, bar)
+            else:
+                _two_passes(job, plan, writers, bar)
         finally:
             for writer in writers:
                 writer.close()
             bar.close()
-        if k is None:
+        if job.top_k is None:
             pending.commit(parts[0])
         else:
             pending.commit(write_topk_archive(pending, parts, [name for name, _, _ in outputs]))
     return plan.slices, job.source.nbytes
 
 
-def _write(writer, plan, o0, i0, length, block):
-    """Write a (o_len, length, i_len) block at its place in an output of axis length ``length``."""
-    start = o0 * length * plan.inner + i0
-    if plan.contiguous:
-        writer.write(start, block)
-    else:
-        writer.write_strided(start, plan.inner, block.reshape(length, -1))
+def _read_blocks(job, plan, bar):
+    """Yield (o0, o1, n0, n1, block) in file order, block in the stored dtype (one buffer)."""
+    import numpy as np
+
+    buffer = np.empty(plan.max_elements, job.source.dtype)
+    with job.source.reader() as reader:
+        for o0, o1, n0, n1 in plan.blocks():
+            shape = (o1 - o0, n1 - n0, plan.inner)
+            block = buffer[:_prod(shape)].reshape(shape)
+            reader.read((o0 * plan.n + n0) * plan.inner, block)
+            yield o0, o1, n0, n1, block
+            bar.update(round(block.nbytes / 1e6, 3))
+
+
+def _one_pass(job, plan, writers, bar):
+    """Blocks of whole slabs: the kernel in place, then the block (or its top-k) written."""
+    import numpy as np
+
+    import nbsoftmax
+
+    func = getattr(nbsoftmax, job.op)
+    converts = job.source.dtype != job.dtype
+    work_buffer = np.empty(plan.max_elements, job.dtype) if converts else None
+    k = job.top_k
+    for o0, o1, _, _, raw in _read_blocks(job, plan, bar):
+        work = work_buffer[:raw.size].reshape(raw.shape) if converts else raw
+        func(raw, axis=1, dtype=job.dtype, out=work, device=job.device)
+        if k is None:
+            writers[0].write(o0 * plan.n * plan.inner, work)
+        else:
+            indices, values = _top_k_of_slabs(work, k)
+            for writer, part in zip(writers, (indices, values)):
+                writer.write(o0 * k * plan.inner, part)
+
+
+def _top_k_of_slabs(work, k):
+    """Top-k along axis 1 of an (o, n, inner) block -> two C-contiguous (o, k, inner) arrays."""
+    import numpy as np
+
+    from ._topk import top_k
+
+    o, n, inner = work.shape
+    rows = np.moveaxis(work, 1, 2).reshape(-1, n)  # a copy when inner > 1
+    indices, values = top_k(rows, k)
+    del rows
+    return tuple(np.ascontiguousarray(np.moveaxis(part.reshape(o, inner, k), 2, 1))
+                 for part in (indices, values))
+
+
+def _two_passes(job, plan, writers, bar):
+    """Slabs larger than the memory: per-slice (max, sum of exp) over the whole file first
+    (combined block by block), then the probabilities from them (or their running top-k)."""
+    import numpy as np
+
+    from ._blockstats import apply_stats, block_stats, combine_stats
+
+    axes = (1,)
+    converts = job.source.dtype != job.dtype
+
+    def values(raw):  # --dtype casts first, as the kernels' dtype= does
+        return raw.astype(job.dtype) if converts else raw
+
+    stats = None
+    slab_stats = np.empty((plan.outer, 1, plan.inner, 2))
+    for o0, _, _, n1, raw in _read_blocks(job, plan, bar):
+        part = block_stats(values(raw), axes)
+        stats = part if stats is None else combine_stats(np.concatenate([stats, part], 1), axes)
+        if n1 == plan.n:  # a slab is complete: keep its (M, S) for the second pass
+            slab_stats[o0] = stats[0]
+            stats = None
+    k = job.top_k
+    best = None
+    for o0, _, n0, n1, raw in _read_blocks(job, plan, bar):
+        top, total = slab_stats[o0:o0 + 1, ..., 0], slab_stats[o0:o0 + 1, ..., 1]
+        result = apply_stats(job.op, values(raw), top, total, job.dtype)
+        if k is None:
+            writers[0].write((o0 * plan.n + n0) * plan.inner, result)
+            continue
+        best = _merge_top_k(best, result, n0, k)
+        if n1 == plan.n:
+            for writer, part in zip(writers, best):
+                writer.write(o0 * k * plan.inner, part)
+            best = None
+
+
+def _merge_top_k(best, block, n0, k):
+    """The k best of a slab so far, (1, k', inner) indices and values, updated with the
+    (1, rows, inner) block that starts at row n0. Earlier rows come first among the
+    candidates, so ties still go to the lower index."""
+    import numpy as np
+
+    from ._topk import top_k
+
+    rows = np.moveaxis(block[0], 0, 1)  # (inner, rows)
+    indices = np.broadcast_to(np.arange(n0, n0 + rows.shape[1]), rows.shape)
+    if best is not None:
+        rows = np.concatenate([np.moveaxis(best[1][0], 0, 1), rows], axis=1)
+        indices = np.concatenate([np.moveaxis(best[0][0], 0, 1), indices], axis=1)
+    positions, values = top_k(rows, min(k, rows.shape[1]))
+    indices = np.take_along_axis(indices, positions, axis=1)
+    return tuple(np.ascontiguousarray(np.moveaxis(part, 1, 0)[None])
+                 for part in (indices, values))
 
 
 # ------------------------------------------------------------------ command line

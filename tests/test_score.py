@@ -1,0 +1,390 @@
+"""``nbsoftmax score``: values against the references for every input kind and path, top-k,
+safe output (temporary file, rename, --overwrite, errors and interrupts), progress, and peak
+memory of a real process against --memory-limit on an input larger than the limit.
+
+Most tests call the command in-process (``main([...])``); the memory test runs it in a
+subprocess, the only way to see a process's peak RSS.
+"""
+
+import errno
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nbsoftmax import _arrayfile, _progress, _score
+from nbsoftmax.__main__ import main
+from tests import checks
+from tests.subproc import REPO
+
+
+def score(*args):
+    return main(["score", *map(str, args)])
+
+
+def files_in(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.fixture
+def logits(rng):
+    return (rng.standard_normal((37, 23)) * 5).astype(np.float32)
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch):
+    """Blocks of a few hundred bytes: every path cuts the input into many blocks, and slabs
+    never fit, so the two-pass path runs. (The process's own memory is left out.)"""
+    monkeypatch.setattr(_score, "_peak_rss", lambda: 0)
+    monkeypatch.setattr(_score, "MARGIN_BYTES", 0)
+    monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 256)
+    return "--memory-limit=2kB"
+
+
+# ------------------------------------------------------------------ values
+
+
+def _inputs(rng):
+    x = (rng.standard_normal((9, 6, 7)) * 4).astype(np.float32)
+    special = x.copy()
+    special[0, :, 0] = -np.inf  # a slice of -inf along axis 1
+    special[1, 2, :] = np.nan
+    special[2, :, 3] = np.inf
+    special[3, 0, 1] = -np.inf
+    return {
+        "float32": x,
+        "special": special,
+        "fortran": np.asfortranarray(x),
+        "float16": x.astype(np.float16),
+        "float64": x.astype(np.float64),
+        "int16": rng.integers(-5, 5, (9, 6, 7)).astype(np.int16),
+        "bool": rng.random((9, 6, 7)) < 0.5,
+        "big_endian": x.astype(">f4"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["float32", "special", "fortran", "float16", "float64", "int16",
+                                  "bool", "big_endian"])
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+@pytest.mark.parametrize("log", [False, True])
+def test_values_match_the_reference(tmp_path, rng, kind, axis, log):
+    x = _inputs(rng)[kind]
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "y.npy"
+    assert score(tmp_path / "x.npy", "-o", out, "--axis", axis, *(["--log"] if log else [])) == 0
+    got = np.load(out)
+    assert got.flags.f_contiguous == (kind == "fortran")
+    (checks.assert_log_softmax if log else checks.assert_softmax)(got, x, axis)
+
+
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+@pytest.mark.parametrize("kind", ["float32", "special", "fortran", "int16"])
+@pytest.mark.parametrize("log", [False, True])
+def test_two_passes_when_slabs_do_not_fit(tmp_path, rng, tiny_blocks, kind, axis, log):
+    x = _inputs(rng)[kind]
+    np.save(tmp_path / "x.npy", x)
+    plan = _score.BlockPlan(x.shape, axis % 3, 16, 0)
+    assert not plan.whole
+    out = tmp_path / "y.npy"
+    args = ["--axis", axis, tiny_blocks] + (["--log"] if log else [])
+    assert score(tmp_path / "x.npy", "-o", out, *args) == 0
+    (checks.assert_log_softmax if log else checks.assert_softmax)(np.load(out), x, axis)
+
+
+def test_dtype_option_casts_first(tmp_path, logits):
+    np.save(tmp_path / "x.npy", logits)
+    for dtype in ("float16", "float64"):
+        out = tmp_path / f"{dtype}.npy"
+        assert score(tmp_path / "x.npy", "-o", out, "--dtype", dtype) == 0
+        checks.assert_softmax(np.load(out), logits, dtype=dtype)
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_npz_members_stored_and_compressed(tmp_path, logits, save, tiny_blocks):
+    save(tmp_path / "x.npz", logits=logits, other=logits[:2])
+    for extra in ([], [tiny_blocks]):
+        out = tmp_path / "y.npy"
+        assert score(tmp_path / "x.npz", "--key", "logits", "-o", out, "--overwrite", *extra) == 0
+        checks.assert_softmax(np.load(out), logits)
+
+
+def test_compressed_member_is_streamed_not_loaded(tmp_path, logits, monkeypatch):
+    """A deflated member is decompressed front to back through one block-sized buffer."""
+    np.savez_compressed(tmp_path / "x.npz", logits)
+    source = _arrayfile.ArrayFile.open(tmp_path / "x.npz")
+    assert not source.seekable and source.key == "arr_0"
+    reads = []
+    original = _arrayfile.BlockReader.read
+    monkeypatch.setattr(_arrayfile.BlockReader, "read",
+                        lambda self, start, out: reads.append(out.size) or original(self, start, out))
+    monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 23 * 4 * 5)
+    assert score(tmp_path / "x.npz", "-o", tmp_path / "y.npy") == 0
+    assert max(reads) == 23 * 5 and sum(reads) == logits.size
+    checks.assert_softmax(np.load(tmp_path / "y.npy"), logits)
+
+
+def test_zero_d_and_empty_inputs(tmp_path):
+    cases = {"scalar": np.float32(3.0), "no_rows": np.zeros((0, 5), np.float32),
+             "empty_slices": np.zeros((4, 0), np.float64)}
+    for name, x in cases.items():
+        np.save(tmp_path / f"{name}.npy", x)
+        out = tmp_path / f"{name}_out.npy"
+        assert score(tmp_path / f"{name}.npy", "-o", out) == 0
+        checks.assert_softmax(np.load(out), x, None if x.ndim == 0 else -1)
+
+
+# ------------------------------------------------------------------ top-k
+
+
+def _top_k_reference(p, k, axis):
+    order = np.argsort(-p, axis=axis, kind="stable")  # ties: the lower index first
+    indices = np.take(order, np.arange(k), axis=axis)
+    return indices, np.take_along_axis(p, indices, axis=axis)
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+@pytest.mark.parametrize("two_passes", [False, True])
+def test_top_k_sorted_with_ties_to_the_lower_index(tmp_path, rng, axis, two_passes, monkeypatch):
+    x = rng.integers(0, 4, (40, 30)).astype(np.float32)  # many ties
+    x[3] = np.nan
+    x[5] = -np.inf
+    x[:, 4] = -np.inf
+    np.save(tmp_path / "x.npy", x)
+    extra = []
+    if two_passes:
+        monkeypatch.setattr(_score, "_peak_rss", lambda: 0)
+        monkeypatch.setattr(_score, "MARGIN_BYTES", 0)
+        monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 256)
+        extra = ["--memory-limit", "8kB"]
+    for log in (False, True):
+        out = tmp_path / f"top{log}.npz"
+        args = ["--top-k", 5, "--axis", axis] + (["--log"] if log else []) + extra
+        assert score(tmp_path / "x.npy", "-o", out, *args) == 0
+        import nbsoftmax
+
+        p = (nbsoftmax.log_softmax if log else nbsoftmax.softmax)(x, axis)
+        want_i, want_p = _top_k_reference(np.nan_to_num(p, nan=0.0), 5, axis)
+        with np.load(out) as z:
+            name = "log_probabilities" if log else "probabilities"
+            assert sorted(z.files) == sorted(["indices", name])
+            assert z["indices"].dtype == np.int64
+            np.testing.assert_array_equal(z["indices"], want_i)
+            np.testing.assert_allclose(z[name], np.take_along_axis(p, want_i, axis),
+                                       rtol=4e-6, atol=2e-6)
+
+
+def test_top_k_whole_axis_and_errors(tmp_path, logits, capsys):
+    np.save(tmp_path / "x.npy", logits)
+    assert score(tmp_path / "x.npy", "-o", tmp_path / "all.npz", "--top-k", 23) == 0
+    with np.load(tmp_path / "all.npz") as z:
+        assert z["indices"].shape == logits.shape
+        np.testing.assert_array_equal(np.sort(z["indices"], axis=1),
+                                      np.broadcast_to(np.arange(23), logits.shape))
+    for k in (0, 24):
+        assert score(tmp_path / "x.npy", "-o", tmp_path / "bad.npz", "--top-k", k) == 1
+    assert score(tmp_path / "x.npy", "-o", tmp_path / "bad.npy", "--top-k", 3) == 1
+    err = capsys.readouterr().err
+    assert "--top-k 0 must be between 1 and the length 23" in err
+    assert "should end in .npz" in err
+    assert not (tmp_path / "bad.npz").exists() and not (tmp_path / "bad.npy").exists()
+
+
+# ------------------------------------------------------------------ bad input, safe output
+
+
+def _bad_inputs(tmp_path, logits):
+    (tmp_path / "text.npy").write_text("not an array")
+    np.save(tmp_path / "complex.npy", logits.astype(np.complex64))
+    np.save(tmp_path / "objects.npy", np.array([{}, 1], dtype=object))
+    np.save(tmp_path / "good.npy", logits)
+    with open(tmp_path / "good.npy", "rb") as f:
+        (tmp_path / "truncated.npy").write_bytes(f.read()[:500])
+    np.savez(tmp_path / "two.npz", a=logits, b=logits)
+    return [
+        ("text.npy", [], "is not a .npy"),
+        ("complex.npy", [], "has dtype complex64; expected bool, integer, float16, float32"),
+        ("objects.npy", [], "holds Python objects"),
+        ("truncated.npy", [], "is truncated"),
+        ("missing.npy", [], "does not exist"),
+        ("good.npy", ["--axis", "2"], "--axis 2 is out of range for INPUT"),
+        ("good.npy", ["--key", "a"], "--key 'a' applies to .npz input"),
+        ("two.npz", [], "holds a, b; choose one with --key"),
+        ("two.npz", ["--key", "c"], "has no array 'c' (--key); it holds a, b"),
+        ("good.npy", ["--memory-limit", "10MB"], "--memory-limit 10 MB is too small"),
+        ("good.npy", ["--memory-limit", "lots"], "is not a size"),
+    ]
+
+
+def test_bad_input_one_line_nonzero_nothing_written(tmp_path, logits, capsys):
+    for name, extra, message in _bad_inputs(tmp_path, logits):
+        before = files_in(tmp_path)
+        assert score(tmp_path / name, "-o", tmp_path / "out.npy", *extra) == 1, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("nbsoftmax score: error: "), err
+        assert message in err, (name, err)
+        assert files_in(tmp_path) == before
+
+
+def test_unwritable_output(tmp_path, logits, capsys):
+    np.save(tmp_path / "x.npy", logits)
+    assert score(tmp_path / "x.npy", "-o", tmp_path / "nowhere" / "y.npy") == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert score(tmp_path / "x.npy", "-o", tmp_path) == 1  # a directory
+
+
+def test_unwritable_directory(tmp_path, logits, capsys, monkeypatch):
+    np.save(tmp_path / "x.npy", logits)
+
+    def refuse(*args, **kwargs):  # what a read-only directory does (root would not see it)
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(_score.tempfile, "mkstemp", refuse)
+    assert score(tmp_path / "x.npy", "-o", tmp_path / "y.npy") == 1
+    err = capsys.readouterr().err
+    assert f"OUTPUT {tmp_path / 'y.npy'} cannot be written in {tmp_path}: Permission denied" in err
+    assert files_in(tmp_path) == ["x.npy"]
+
+
+def test_existing_output_needs_overwrite(tmp_path, logits, capsys):
+    np.save(tmp_path / "x.npy", logits)
+    out = tmp_path / "y.npy"
+    out.write_bytes(b"precious")
+    assert score(tmp_path / "x.npy", "-o", out) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    assert score(tmp_path / "x.npy", "-o", out, "--overwrite") == 0
+    checks.assert_softmax(np.load(out), logits)
+    assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    # In place: INPUT replaced by its probabilities only once they are complete.
+    assert score(tmp_path / "x.npy", "-o", tmp_path / "x.npy", "--overwrite") == 0
+    checks.assert_softmax(np.load(tmp_path / "x.npy"), logits)
+    assert files_in(tmp_path) == ["x.npy", "y.npy"]
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, OSError(errno.ENOSPC, "No space left")])
+@pytest.mark.parametrize("top_k", [None, 3])
+def test_failure_mid_write_leaves_output_untouched(tmp_path, logits, monkeypatch, capsys,
+                                                   failure, top_k):
+    np.save(tmp_path / "x.npy", logits)
+    out = tmp_path / ("y.npz" if top_k else "y.npy")
+    out.write_bytes(b"previous result")
+    writes = []
+    original = _arrayfile.NpyWriter.write
+
+    def failing_write(self, start, block):
+        writes.append(start)
+        if len(writes) == 3:
+            raise failure
+        original(self, start, block)
+
+    monkeypatch.setattr(_arrayfile.NpyWriter, "write", failing_write)
+    monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 23 * 4 * 4)
+    args = ["--overwrite"] + (["--top-k", top_k] if top_k else [])
+    rc = score(tmp_path / "x.npy", "-o", out, *args)
+    err = capsys.readouterr().err
+    assert len(writes) == 3
+    if failure is KeyboardInterrupt:
+        assert rc == 130 and "interrupted" in err
+    else:
+        assert rc == 1 and "No space left" in err and err.count("\n") == 1
+    assert out.read_bytes() == b"previous result"
+    assert files_in(tmp_path) == ["x.npy", out.name]  # no temporary file left
+
+
+def test_sigterm_is_an_interrupt(tmp_path, logits, monkeypatch, capsys):
+    np.save(tmp_path / "x.npy", logits)
+    original = _arrayfile.NpyWriter.write
+
+    def write_then_terminate(self, start, block):
+        original(self, start, block)
+        os.kill(os.getpid(), __import__("signal").SIGTERM)
+
+    monkeypatch.setattr(_arrayfile.NpyWriter, "write", write_then_terminate)
+    assert score(tmp_path / "x.npy", "-o", tmp_path / "y.npy") == 130
+    assert files_in(tmp_path) == ["x.npy"]
+
+
+# ------------------------------------------------------------------ progress and summary
+
+
+def test_quiet_off_a_terminal_with_a_summary_line(tmp_path, logits, capsys):
+    np.save(tmp_path / "x.npy", logits)
+    assert score(tmp_path / "x.npy", "-o", tmp_path / "y.npy") == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("nbsoftmax score: 37 rows, ") and " rows/s, " in lines[0]
+    assert lines[0].rstrip().endswith(f"GB/s -> {tmp_path / 'y.npy'}")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal():
+    assert isinstance(_progress.progress(10, "MB", "score", stream=io.StringIO()),
+                      _progress._Silent)
+    term = _Terminal()
+    bar = _progress.progress(10, "MB", "score", stream=term, use_tqdm=False)
+    for _ in range(4):
+        bar.update(2.5)
+    bar.close()
+    text = term.getvalue()
+    assert "\rscore 100% 10/10 MB" in text and text.endswith("\n")
+
+
+# ------------------------------------------------------------------ memory
+
+
+_PEAK = """
+import resource, subprocess, sys
+proc = subprocess.run([sys.executable, "-m", "nbsoftmax", "score", *sys.argv[1:]],
+                      capture_output=True, text=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+print(proc.returncode, peak)
+print(proc.stderr)
+"""
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_peak_memory_stays_under_the_limit(tmp_path, axis):
+    """A 320 MB input under --memory-limit 300MB; axis 0 takes the two-pass path."""
+    limit = 300 * 10**6
+    rows, cols = 80_000, 1_000
+    x = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32,
+                                  shape=(rows, cols))
+    rng = np.random.default_rng(0)
+    chunk = rng.standard_normal((5_000, cols), dtype=np.float32) * 3
+    for start in range(0, rows, 5_000):
+        x[start:start + 5_000] = chunk + start % 7
+    x.flush()
+    del x
+    assert os.path.getsize(tmp_path / "x.npy") > limit
+    out = tmp_path / "y.npy"
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(tmp_path / "x.npy"), "-o", str(out), "--axis",
+         str(axis), "--memory-limit", "300MB"],
+        capture_output=True, text=True, cwd=REPO, timeout=240)
+    rc, peak = map(int, proc.stdout.split()[:2])
+    assert rc == 0, proc.stdout
+    assert peak < limit, f"peak RSS {peak / 1e6:.0f} MB over the 300 MB limit"
+    y = np.load(out, mmap_mode="r")
+    if axis == -1:  # spot checks, a block at a time
+        for start in (0, 35_000, rows - 5_000):
+            checks.assert_softmax(np.array(y[start:start + 5_000]), chunk + start % 7, axis)
+    else:
+        full = np.load(tmp_path / "x.npy", mmap_mode="r")
+        checks.assert_softmax(np.array(y[:, :3]), np.array(full[:, :3]), 0)
+        del full
+    del y
