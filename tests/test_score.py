@@ -388,3 +388,31 @@ def test_peak_memory_stays_under_the_limit(tmp_path, axis):
         checks.assert_softmax(np.array(y[:, :3]), np.array(full[:, :3]), 0)
         del full
     del y
+
+
+_ON_SIMULATED_GPU = """
+import sys
+import numpy as np
+import nbsoftmax
+from nbsoftmax.__main__ import main
+from tests import checks
+directory = sys.argv[1]
+x = (np.random.default_rng(0).standard_normal((20, 9)) * 3).astype(np.float32)
+np.save(directory + "/x.npy", x)
+assert main(["score", directory + "/x.npy", "-o", directory + "/y.npy", "--device", "cuda"]) == 0
+checks.assert_softmax(np.load(directory + "/y.npy"), x)
+assert main(["score", directory + "/x.npy", "-o", directory + "/t.npz", "--device", "cuda",
+             "--top-k", "2", "--log"]) == 0
+with np.load(directory + "/t.npz") as z:
+    np.testing.assert_array_equal(z["indices"], np.argsort(-x, axis=1, kind="stable")[:, :2])
+print("ok")
+"""
+
+
+def test_device_cuda_on_the_simulator(tmp_path):
+    """--device cuda sends each block through the GPU backend (numba's CUDA simulator here)."""
+    from tests.subproc import run_python
+
+    out = run_python(_ON_SIMULATED_GPU, env={"NUMBA_ENABLE_CUDASIM": "1"}, args=[str(tmp_path)],
+                     timeout=120)
+    assert out.strip() == "ok"
