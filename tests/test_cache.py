@@ -193,3 +193,32 @@ def test_registry_kernels_use_the_kernel_cache():
     kernel = cpu.get_kernel("softmax", "rows", np.dtype(np.float32), False)
     assert isinstance(kernel._cache, _cache.KernelCache)
     assert _cache.cache_dir() == kernel.stats.cache_path
+
+
+def test_warmup_cli_fills_the_cache_for_later_processes(tmp_path):
+    """`nbsoftmax warmup` in one process; a later first call loads instead of compiling."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "image-cache")}
+    out = run_python("import sys; from nbsoftmax.__main__ import main; sys.exit(main(sys.argv[1:]))",
+                     env=env, args=["warmup", "--dtype", "float32", "--op", "softmax"])
+    assert "cached in " + str(tmp_path / "image-cache") in out
+    later = run_python("""
+        import numpy as np, nbsoftmax
+        from nbsoftmax import cpu
+        nbsoftmax.softmax(np.ones((4, 10), np.float32))
+        nbsoftmax.softmax(np.ones((64, 1024), np.float32))
+        nbsoftmax.softmax(np.ones((64, 100), np.float32), axis=0)
+        stats = [k.stats for k in cpu._compiled.values()]
+        print(sum(sum(s.cache_hits.values()) for s in stats),
+              sum(sum(s.cache_misses.values()) for s in stats))
+    """, env=env)
+    hits, misses = map(int, later.split())
+    assert hits >= 3 and misses == 0
+
+
+def test_precompile_rejects_unknown_names():
+    import nbsoftmax
+
+    with pytest.raises(TypeError, match="int32"):
+        nbsoftmax.precompile(dtypes=("int32",))
+    with pytest.raises(ValueError, match="softmaxx"):
+        nbsoftmax.precompile(ops=("softmaxx",))
