@@ -59,6 +59,6 @@ def progress(total, unit, desc, stream=None, use_tqdm=True):
         except ImportError:
             pass
         else:
-            return tqdm(total=total, unit=f" {unit}", desc=desc, file=stream, unit_scale=True,
+            return tqdm(total=total, unit=f" {unit}", desc=desc, file=stream,
                         dynamic_ncols=True)
     return _Line(total, unit, desc, stream)

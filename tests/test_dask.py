@@ -254,3 +254,13 @@ def test_forked_workers_after_parallel_kernels_do_not_hang(layer):
         assert modes[0].count("unrestricted") == 2, modes
     elif layer_used == "omp":
         assert modes[0].count("serial only") == 2 or modes[0].count("unrestricted") == 2, modes
+
+
+def test_score_with_an_unreachable_scheduler(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.ones((2, 3), np.float32))
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        assert main(["score", str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"),
+                     "--scheduler", "tcp://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nbsoftmax score: error: --scheduler tcp://127.0.0.1:1: cannot connect")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
