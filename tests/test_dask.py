@@ -3,8 +3,6 @@ the NumPy path's conventions), lazily; the same on a real ``LocalCluster`` of wo
 processes, ``nbsoftmax score --scheduler``, and worker processes forked from a parent that
 already ran parallel kernels (issue "never crash or hang")."""
 
-import warnings
-
 import dask
 import dask.array as da
 import numpy as np
@@ -167,14 +165,11 @@ def test_errors_are_raised_at_call_time():
 @pytest.fixture(scope="module")
 def cluster():
     """Two worker processes of one thread each (the spawn start method, Dask's default)."""
-    distributed = pytest.importorskip("distributed")  # installed by the test extra
-    with warnings.catch_warnings():
-        # distributed's own start-up chatter on a busy 2-core machine is not our concern
-        warnings.simplefilter("ignore", ResourceWarning)
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as local:
-            with distributed.Client(local) as client:
-                yield client
+    import distributed
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local:
+        with distributed.Client(local) as client:
+            yield client
 
 
 def test_on_worker_processes(cluster, rng):
