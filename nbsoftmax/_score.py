@@ -170,7 +170,7 @@ class Job:
             raise ScoreError(f"OUTPUT {out}: directory {parent} does not exist")
 
     def output_shapes(self):
-        """[(name, logical shape, dtype)] of the arrays written, in memory order helpers."""
+        """[(member name or None, logical shape, dtype)] of the arrays written."""
         import numpy as np
 
         shape = self.source.shape
