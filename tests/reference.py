@@ -89,7 +89,8 @@ def _slices_as_rows(x, axes):
 def _along_slices(func, x, axes):
     """func(rows) -> rows, with each row one slice; the result in x's shape."""
     rows, moved_shape, order = _slices_as_rows(x, axes)
-    return np.transpose(np.asarray(func(rows)).reshape(moved_shape), np.argsort(order))
+    result = np.transpose(np.asarray(func(rows)).reshape(moved_shape), np.argsort(order))
+    return np.array(result, order="C")  # C-contiguous, as callers (cuda.to_device) may need
 
 
 def _reduce_slices(func, x, axes):
