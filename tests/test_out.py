@@ -158,7 +158,8 @@ def test_out_for_0d_and_empty(op, shape):
 def test_out_on_parallel_sizes(op, rng):
     func, check = FORWARD[op]
     x = _values(np.float32, rng, (256, 300))
-    for out in (np.empty_like(x), np.asfortranarray(np.empty_like(x)), np.empty((256, 600), np.float32)[:, ::2]):
+    strided = np.empty((256, 600), np.float32)[:, ::2]
+    for out in (np.empty_like(x), np.asfortranarray(np.empty_like(x)), strided):
         func(x, axis=1, out=out)
         check(out, x, 1)
     x0 = x.copy()
