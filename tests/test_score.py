@@ -416,3 +416,26 @@ def test_device_cuda_on_the_simulator(tmp_path):
     out = run_python(_ON_SIMULATED_GPU, env={"NUMBA_ENABLE_CUDASIM": "1"}, args=[str(tmp_path)],
                      timeout=120)
     assert out.strip() == "ok"
+
+
+_AFTER_A_BIG_PARENT = """
+import subprocess, sys
+import numpy as np
+big = np.ones(400 * 10**6 // 8)  # the parent peaks at 400 MB, then frees it
+del big
+proc = subprocess.run([sys.executable, "-m", "nbsoftmax", "score", *sys.argv[1:]],
+                      capture_output=True, text=True)
+print(proc.returncode, proc.stderr)
+"""
+
+
+def test_limit_counts_this_process_not_its_parents_peak(tmp_path, logits):
+    """ru_maxrss of a child starts at its parent's peak; the limit must not see that."""
+    from tests.subproc import run_python
+
+    np.save(tmp_path / "x.npy", logits)
+    out = run_python(_AFTER_A_BIG_PARENT, args=[str(tmp_path / "x.npy"), "-o",
+                                                str(tmp_path / "y.npy"), "--memory-limit",
+                                                "300MB"])
+    assert out.startswith("0 "), out
+    checks.assert_softmax(np.load(tmp_path / "y.npy"), logits)
