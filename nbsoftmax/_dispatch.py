@@ -205,7 +205,7 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None):
     result3 = layout.view3(result)
     x3 = _readable_view(x, layout, rdtype, result)
     if x3 is None:
-        np.copyto(result, x, casting="unsafe")
+        _cast_copy(result, x)
         x3 = result3
     _cpu_backend().run(op, (_kernel_form(x3),), _kernel_form(result3))
     if out is not None and result is not out:
@@ -231,7 +231,7 @@ def logsumexp(x, axis, keepdims, device=None, stream=None):
     if x3 is None:
         layout = Layout.default(x.shape, axes)
         staged = layout.allocate(rdtype)
-        np.copyto(staged, x, casting="unsafe")
+        _cast_copy(staged, x)
         x3 = layout.view3(staged)
     result, result2 = layout.allocate_reduced(rdtype)
     _cpu_backend().run("logsumexp", (_kernel_form(x3),), _kernel_form(result2, reduced=True))
@@ -275,7 +275,7 @@ def backward(op, grad_output, output, axis, out, device=None, stream=None):
         if np.may_share_memory(y3, result):  # y is out itself: keep it, stage g apart
             g3 = _staged(g, layout, rdtype)
         else:
-            np.copyto(result, g, casting="unsafe")
+            _cast_copy(result, g)
             g3 = result3
     _cpu_backend().run(op, (_kernel_form(g3), _kernel_form(y3)), _kernel_form(result3))
     if out is not None and result is not out:
@@ -284,9 +284,16 @@ def backward(op, grad_output, output, axis, out, device=None, stream=None):
     return result
 
 
+def _cast_copy(dst, src):
+    """dst[...] = src with any cast; values out of range become inf/NaN without a warning
+    (the result then follows the NaN/inf conventions), as a cast by dtype= should."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.copyto(dst, src, casting="unsafe")
+
+
 def _staged(arr, layout, dtype):
     staged = layout.allocate(dtype)
-    np.copyto(staged, arr, casting="unsafe")
+    _cast_copy(staged, arr)
     return layout.view3(staged)
 
 

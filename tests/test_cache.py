@@ -102,13 +102,6 @@ def test_read_only_filled_cache_is_loaded(site, tmp_path, where):
     assert again["cache_path"] == filled["cache_path"]
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="kernel modules (_math, _slices, _columns, _drivers) decorate with @njit(cache=True): "
-           "Numba raises RuntimeError('no locator available') at import when no cache "
-           "directory is writable; the registry caches the drivers itself, so those flags "
-           "should go",
-)
 def test_nothing_writable_still_computes(site):
     block_directory(site.parent / "xdg")
     result = probe(site, read_only=[site])

@@ -17,16 +17,11 @@ import numpy as np
 from numba import types
 
 from .. import _threading
-from . import _cache, _columns, _drivers, _math, _slices
+from . import _cache, _drivers
 
-# The registry owns the on-disk cache (_cache.KernelCache, stamped with all kernel sources);
-# Numba's per-file caches of the helpers would serve stale inlined code after an edit of
-# another module, so they are switched off.
-for _module in (_drivers, _slices, _columns, _math):
-    for _obj in vars(_module).values():
-        if isinstance(_obj, numba.core.registry.CPUDispatcher):
-            _cache.detach(_obj)
-del _module, _obj
+# The registry owns the on-disk cache (_cache.KernelCache, stamped with all kernel sources):
+# the helper modules' functions carry no cache=True, which would serve stale inlined code
+# after an edit of another module and fail at import where no cache directory is writable.
 
 # Serial below this many elements. Measured here (2-core Zen 3, omp and tbb layers): one
 # parallel launch costs 2.5-3 us over a serial call, and parallel overtook serial from about

@@ -193,11 +193,6 @@ def attach(dispatcher):
     return dispatcher
 
 
-def detach(dispatcher):
-    """Stop a helper dispatcher from using Numba's per-file cache (see the module docstring)."""
-    dispatcher._cache = caching.NullCache()
-
-
 def cache_dir():
     """The directory kernels are cached in for this process, or None if caching is off."""
     from . import _drivers

@@ -33,7 +33,7 @@ from ._math import (
 from ._slices import REDUCE
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _accumulate(total, comp, j, v, data):
     """total[j] += v with the rounding error kept in comp[j] (Neumaier) for float64 data;
     float32 terms summed in float64 need no compensation (and it cost ~30% here)."""
@@ -48,13 +48,13 @@ def _accumulate(total, comp, j, v, data):
     total[j] = t
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _finish(total, comp):
     for j in range(total.size):
         total[j] += comp[j]
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _columns_max(x, o, c0, m):
     m[:] = compute_neg_inf(x)
     c0 = np.uint64(c0)
@@ -63,7 +63,7 @@ def _columns_max(x, o, c0, m):
             m[j] = fmaximum(m[j], load3(x, o, k, c0 + j))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _fix_bad_columns(m, out, o, c0):
     """Columns whose max is not finite are NaN throughout (see _slices.softmax_slice)."""
     nan = to_compute(out, np.nan)
@@ -74,7 +74,7 @@ def _fix_bad_columns(m, out, o, c0):
                 store3(out, o, k, c0 + j, nan)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_columns(x, out, o, c0, c1):
     w = np.uint64(c1 - c0)
     c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation
@@ -102,7 +102,7 @@ def softmax_columns(x, out, o, c0, c1):
     _fix_bad_columns(m, out, o, c0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_columns(x, out, o, c0, c1):
     w = np.uint64(c1 - c0)
     c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation
@@ -123,7 +123,7 @@ def log_softmax_columns(x, out, o, c0, c1):
     _fix_bad_columns(m, out, o, c0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def logsumexp_columns(x, out, o, c0, c1):
     """out[o, c0:c1] = logsumexp over axis 1 of x[o, :, c0:c1] (out is 2-D)."""
     w = np.uint64(c1 - c0)
@@ -142,7 +142,7 @@ def logsumexp_columns(x, out, o, c0, c1):
         store2(out, o, c0 + j, to_compute(out, value))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_backward_columns(g, y, out, o, c0, c1):
     w = np.uint64(c1 - c0)
     c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation
@@ -161,7 +161,7 @@ def softmax_backward_columns(g, y, out, o, c0, c1):
             store3(out, o, k, c, load3(y, o, k, c) * (load3(g, o, k, c) - dc[j]))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_backward_columns(g, y, out, o, c0, c1):
     w = np.uint64(c1 - c0)
     c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation

@@ -24,61 +24,61 @@ from ._math import store, to_compute
 # ---------------------------------------------------------------------------- rows
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_rows_serial(x, out):
     for i in range(x.shape[0]):
         S.softmax_slice(x, out, i)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def softmax_rows_parallel(x, out):
     for i in prange(x.shape[0]):
         S.softmax_slice(x, out, i)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_rows_serial(x, out):
     for i in range(x.shape[0]):
         S.log_softmax_slice(x, out, i)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def log_softmax_rows_parallel(x, out):
     for i in prange(x.shape[0]):
         S.log_softmax_slice(x, out, i)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def logsumexp_rows_serial(x, out):
     for i in range(x.shape[0]):
         store(out, i, to_compute(out, S.logsumexp_slice(x, i)))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def logsumexp_rows_parallel(x, out):
     for i in prange(x.shape[0]):
         store(out, i, to_compute(out, S.logsumexp_slice(x, i)))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_backward_rows_serial(g, y, out):
     for i in range(g.shape[0]):
         S.softmax_backward_slice(g, y, out, i)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def softmax_backward_rows_parallel(g, y, out):
     for i in prange(g.shape[0]):
         S.softmax_backward_slice(g, y, out, i)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_backward_rows_serial(g, y, out):
     for i in range(g.shape[0]):
         S.log_softmax_backward_slice(g, y, out, i)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def log_softmax_backward_rows_parallel(g, y, out):
     for i in prange(g.shape[0]):
         S.log_softmax_backward_slice(g, y, out, i)
@@ -87,14 +87,14 @@ def log_softmax_backward_rows_parallel(g, y, out):
 # ------------------------------------------------------------------------- columns
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _tile_bounds(task, tiles, tile, inner):
     o = task // tiles
     c0 = (task % tiles) * tile
     return o, c0, min(c0 + tile, inner)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_columns_serial(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in range(x.shape[0] * tiles):
@@ -102,7 +102,7 @@ def softmax_columns_serial(x, out, tile):
         C.softmax_columns(x, out, o, c0, c1)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def softmax_columns_parallel(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in prange(x.shape[0] * tiles):
@@ -110,7 +110,7 @@ def softmax_columns_parallel(x, out, tile):
         C.softmax_columns(x, out, o, c0, c1)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_columns_serial(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in range(x.shape[0] * tiles):
@@ -118,7 +118,7 @@ def log_softmax_columns_serial(x, out, tile):
         C.log_softmax_columns(x, out, o, c0, c1)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def log_softmax_columns_parallel(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in prange(x.shape[0] * tiles):
@@ -126,7 +126,7 @@ def log_softmax_columns_parallel(x, out, tile):
         C.log_softmax_columns(x, out, o, c0, c1)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def logsumexp_columns_serial(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in range(x.shape[0] * tiles):
@@ -134,7 +134,7 @@ def logsumexp_columns_serial(x, out, tile):
         C.logsumexp_columns(x, out, o, c0, c1)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def logsumexp_columns_parallel(x, out, tile):
     tiles = (x.shape[2] + tile - 1) // tile
     for t in prange(x.shape[0] * tiles):
@@ -142,7 +142,7 @@ def logsumexp_columns_parallel(x, out, tile):
         C.logsumexp_columns(x, out, o, c0, c1)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_backward_columns_serial(g, y, out, tile):
     tiles = (g.shape[2] + tile - 1) // tile
     for t in range(g.shape[0] * tiles):
@@ -150,7 +150,7 @@ def softmax_backward_columns_serial(g, y, out, tile):
         C.softmax_backward_columns(g, y, out, o, c0, c1)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def softmax_backward_columns_parallel(g, y, out, tile):
     tiles = (g.shape[2] + tile - 1) // tile
     for t in prange(g.shape[0] * tiles):
@@ -158,7 +158,7 @@ def softmax_backward_columns_parallel(g, y, out, tile):
         C.softmax_backward_columns(g, y, out, o, c0, c1)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_backward_columns_serial(g, y, out, tile):
     tiles = (g.shape[2] + tile - 1) // tile
     for t in range(g.shape[0] * tiles):
@@ -166,7 +166,7 @@ def log_softmax_backward_columns_serial(g, y, out, tile):
         C.log_softmax_backward_columns(g, y, out, o, c0, c1)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def log_softmax_backward_columns_parallel(g, y, out, tile):
     tiles = (g.shape[2] + tile - 1) // tile
     for t in prange(g.shape[0] * tiles):
@@ -181,14 +181,14 @@ def log_softmax_backward_columns_parallel(g, y, out, tile):
 # when more than one thread is available.
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _piece(t, pieces, chunk, n):
     i = t // pieces
     b0 = (t % pieces) * chunk
     return i, b0, min(b0 + chunk, n)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _merged_stats(stats, rows, pieces):
     merged = np.empty((rows, 2))
     for i in range(rows):
@@ -200,7 +200,7 @@ def _merged_stats(stats, rows, pieces):
     return merged
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def _online_stats_pieces(x, chunk):
     rows, n = x.shape
     pieces = (n + chunk - 1) // chunk
@@ -213,35 +213,41 @@ def _online_stats_pieces(x, chunk):
     return _merged_stats(stats, rows, pieces)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def softmax_split_parallel(x, out, chunk):
     rows, n = x.shape
     pieces = (n + chunk - 1) // chunk
     merged = _online_stats_pieces(x, chunk)
+    in_place = S.same_memory(x, out)
     for t in prange(rows * pieces):
         i, b0, b1 = _piece(t, pieces, chunk, n)
         m, s = merged[i, 0], merged[i, 1]
-        if math.isfinite(m):
-            S.write_softmax(x, out, i, to_compute(x, m), to_compute(out, 1.0 / s), b0, b1)
-        else:
+        if not math.isfinite(m):
             S.fill_nan_range(out, i, b0, b1)
+        elif in_place:
+            S.write_softmax_inplace(out, i, to_compute(x, m), to_compute(out, 1.0 / s), b0, b1)
+        else:
+            S.write_softmax(x, out, i, to_compute(x, m), to_compute(out, 1.0 / s), b0, b1)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def log_softmax_split_parallel(x, out, chunk):
     rows, n = x.shape
     pieces = (n + chunk - 1) // chunk
     merged = _online_stats_pieces(x, chunk)
+    in_place = S.same_memory(x, out)
     for t in prange(rows * pieces):
         i, b0, b1 = _piece(t, pieces, chunk, n)
         m, s = merged[i, 0], merged[i, 1]
-        if math.isfinite(m):
-            S.write_log_softmax(x, out, i, to_compute(x, m), to_compute(out, math.log(s)), b0, b1)
-        else:
+        if not math.isfinite(m):
             S.fill_nan_range(out, i, b0, b1)
+        elif in_place:
+            S.write_log_softmax_inplace(out, i, to_compute(x, m), to_compute(out, math.log(s)), b0, b1)
+        else:
+            S.write_log_softmax(x, out, i, to_compute(x, m), to_compute(out, math.log(s)), b0, b1)
 
 
-@njit(cache=True, error_model="numpy")  # parallel inside _online_stats_pieces; nothing left to parallelise here
+@njit(error_model="numpy")  # parallel inside _online_stats_pieces; nothing left to parallelise here
 def logsumexp_split_parallel(x, out, chunk):
     merged = _online_stats_pieces(x, chunk)
     for i in range(x.shape[0]):
@@ -249,7 +255,7 @@ def logsumexp_split_parallel(x, out, chunk):
         store(out, i, to_compute(out, m + math.log(merged[i, 1]) if math.isfinite(m) else m))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def _piece_sums(g, y, chunk, with_y):
     rows, n = g.shape
     pieces = (n + chunk - 1) // chunk
@@ -260,7 +266,7 @@ def _piece_sums(g, y, chunk, with_y):
     return sums.reshape(rows, pieces).sum(axis=1)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def softmax_backward_split_parallel(g, y, out, chunk):
     rows, n = g.shape
     pieces = (n + chunk - 1) // chunk
@@ -270,7 +276,7 @@ def softmax_backward_split_parallel(g, y, out, chunk):
         S.write_softmax_backward(g, y, out, i, to_compute(out, dots[i]), b0, b1)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def log_softmax_backward_split_parallel(g, y, out, chunk):
     rows, n = g.shape
     pieces = (n + chunk - 1) // chunk
@@ -283,7 +289,7 @@ def log_softmax_backward_split_parallel(g, y, out, chunk):
 # ------------------------------------------------------------------ short rows in blocks
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_short_serial(x, out):
     rows, n = x.shape
     rb = Sh.rows_per_block(n)
@@ -292,7 +298,7 @@ def softmax_short_serial(x, out):
         Sh.softmax_block(xf, of, n, b * rb, min(b * rb + rb, rows))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def softmax_short_parallel(x, out):
     rows, n = x.shape
     rb = Sh.rows_per_block(n)
@@ -301,7 +307,7 @@ def softmax_short_parallel(x, out):
         Sh.softmax_block(xf, of, n, b * rb, min(b * rb + rb, rows))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_short_serial(x, out):
     rows, n = x.shape
     rb = Sh.rows_per_block(n)
@@ -310,7 +316,7 @@ def log_softmax_short_serial(x, out):
         Sh.log_softmax_block(xf, of, n, b * rb, min(b * rb + rb, rows))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def log_softmax_short_parallel(x, out):
     rows, n = x.shape
     rb = Sh.rows_per_block(n)
@@ -319,7 +325,7 @@ def log_softmax_short_parallel(x, out):
         Sh.log_softmax_block(xf, of, n, b * rb, min(b * rb + rb, rows))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_backward_short_serial(g, y, out):
     rows, n = g.shape
     rb = Sh.rows_per_block(n)
@@ -328,7 +334,7 @@ def softmax_backward_short_serial(g, y, out):
         Sh.softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def softmax_backward_short_parallel(g, y, out):
     rows, n = g.shape
     rb = Sh.rows_per_block(n)
@@ -337,7 +343,7 @@ def softmax_backward_short_parallel(g, y, out):
         Sh.softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_backward_short_serial(g, y, out):
     rows, n = g.shape
     rb = Sh.rows_per_block(n)
@@ -346,7 +352,7 @@ def log_softmax_backward_short_serial(g, y, out):
         Sh.log_softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def log_softmax_backward_short_parallel(g, y, out):
     rows, n = g.shape
     rb = Sh.rows_per_block(n)

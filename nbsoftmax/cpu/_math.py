@@ -173,7 +173,7 @@ _F64_INV_FACT = tuple(np.float64(1.0 / float(np.prod(np.arange(1, k + 1, dtype=n
 _F64_ONE = np.float64(1.0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _exp_f32(d):
     d = fminimum(fmaximum(d, _F32_LO), _F32_HI)
     k = rint(d * _F32_LOG2E)
@@ -192,7 +192,7 @@ def _exp_f32(d):
     return p * scale
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _exp_f64(d):
     d = fminimum(fmaximum(d, _F64_LO), _F64_HI)
     k = rint(d * _F64_LOG2E)
@@ -263,6 +263,22 @@ def computes_in_float64(a):
 def _computes_in_float64_overload(a):
     f64 = a.dtype == types.float64
     return lambda a: f64
+
+
+def sum_block(a):
+    """Elements per vectorised partial sum for array a's dtype (totalled with compensation).
+
+    float32: 512 (LLVM's 64 partial accumulators hold 8 terms each). float64: 128, since 512
+    left integer-valued float64 rows (many equal terms, errors that do not average out) at
+    1.4x the float64 log_softmax bound.
+    """
+    raise TypeError("sum_block is only callable from compiled code")
+
+
+@overload(sum_block, inline="always")
+def _sum_block_overload(a):
+    size = 128 if a.dtype == types.float64 else 512
+    return lambda a: size
 
 
 def keeps_exact_exp(a):
@@ -427,7 +443,7 @@ def _float64_as_int64_bits(typingctx, v):
     return sig, codegen
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log64(v):
     """Natural log of a positive, normal, finite float64, vectorisable (~1 ulp)."""
     bits = _float64_as_int64_bits(v)

@@ -33,12 +33,12 @@ SHORT_ROW = 32
 BLOCK_ELEMENTS = 2048
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def rows_per_block(n):
     return max(1, BLOCK_ELEMENTS // max(n, 1))
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _broadcast_row_max(x, n, r0, r1, shift):
     """shift[(r - r0) * n + j] = max(x[r, :]) for the block's rows; returns the maxima."""
     maxima = compute_empty(x, r1 - r0)
@@ -54,7 +54,7 @@ def _broadcast_row_max(x, n, r0, r1, shift):
     return maxima
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _flat_exp(x, shift, e, start, count):
     """e[k] = exp(x[start + k] - shift[k]) for k < count: the vectorised part."""
     s0 = np.uint64(start)
@@ -62,7 +62,7 @@ def _flat_exp(x, shift, e, start, count):
         e[k] = exp_(load(x, s0 + k) - shift[k])
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _row_sums(e, n, rows):
     sums = np.empty(rows)
     for r in range(rows):
@@ -74,14 +74,14 @@ def _row_sums(e, n, rows):
     return sums
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _write_nan_row(out, base, n):
     nan = to_compute(out, np.nan)
     for j in range(np.uint64(n)):
         store(out, base + j, nan)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_block(x, out, n, r0, r1):
     rows = r1 - r0
     shift = compute_empty(x, rows * n)
@@ -102,7 +102,7 @@ def softmax_block(x, out, n, r0, r1):
             store(out, base + j, e[off + j] * inv[r])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_block(x, out, n, r0, r1):
     rows = r1 - r0
     shift = compute_empty(x, rows * n)
@@ -123,7 +123,7 @@ def log_softmax_block(x, out, n, r0, r1):
             store(out, base + j, (load(x, base + j) - m) - log_s[r])
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _broadcast_row_stat(g, y, n, r0, r1, stat, with_y):
     """stat[(r - r0) * n + j] = sum(g[r, :] * y[r, :]) (with_y) or sum(g[r, :])."""
     for r in range(r1 - r0):
@@ -140,7 +140,7 @@ def _broadcast_row_stat(g, y, n, r0, r1, stat, with_y):
             stat[off + j] = s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_backward_block(g, y, out, n, r0, r1):
     count = (r1 - r0) * n
     dots = compute_empty(g, count)
@@ -150,7 +150,7 @@ def softmax_backward_block(g, y, out, n, r0, r1):
         store(out, start + k, load(y, start + k) * (load(g, start + k) - dots[k]))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_backward_block(g, y, out, n, r0, r1):
     count = (r1 - r0) * n
     sums = compute_empty(g, count)

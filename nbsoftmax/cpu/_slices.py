@@ -28,12 +28,14 @@ from ._math import (
     exp_,
     fmaximum,
     keeps_exact_exp,
+    sum_block,
     load2,
     store2,
     to_compute,
 )
 
-BLOCK = 512
+BLOCK = 512  # float32/float16; float64 sums in blocks of 128 (see _math.sum_block)
+ONLINE_BLOCKS = 32  # summing blocks per step of online_stats
 LONG_ROW_BYTES = 4 << 20
 
 # Loops over j in range(b0, b1) run on unsigned indices: with a signed j whose sign LLVM
@@ -46,7 +48,7 @@ LONG_ROW_BYTES = 4 << 20
 REDUCE = {"reassoc", "contract", "nsz", "arcp"}
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def slice_max(x, i):
     m = compute_neg_inf(x)
     for j in range(x.shape[1]):
@@ -54,7 +56,7 @@ def slice_max(x, i):
     return m
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _neumaier_add(total, comp, v):
     t = total + v
     if abs(total) >= abs(v):
@@ -64,7 +66,7 @@ def _neumaier_add(total, comp, v):
     return t, comp
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _block_exp_store_sum(x, i, m, out, b0, b1):
     s = compute_zero(x)
     for j in range(np.uint64(b0), np.uint64(b1)):
@@ -75,7 +77,7 @@ def _block_exp_store_sum(x, i, m, out, b0, b1):
     return s
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _block_exp_sum(x, i, m, b0, b1):
     s = compute_zero(x)
     for j in range(np.uint64(b0), np.uint64(b1)):
@@ -83,7 +85,7 @@ def _block_exp_sum(x, i, m, b0, b1):
     return s
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _block_dot(g, y, i, b0, b1):
     s = compute_zero(g)
     for j in range(np.uint64(b0), np.uint64(b1)):
@@ -91,7 +93,7 @@ def _block_dot(g, y, i, b0, b1):
     return s
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _block_sum(g, i, b0, b1):
     s = compute_zero(g)
     for j in range(np.uint64(b0), np.uint64(b1)):
@@ -99,7 +101,7 @@ def _block_sum(g, i, b0, b1):
     return s
 
 
-@njit(fastmath=REDUCE, cache=True, error_model="numpy")
+@njit(fastmath=REDUCE, error_model="numpy")
 def _block_max(x, i, b0, b1):
     m = compute_neg_inf(x)
     for j in range(np.uint64(b0), np.uint64(b1)):
@@ -107,25 +109,28 @@ def _block_max(x, i, b0, b1):
     return m
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def online_stats(x, i, b0, b1):
-    """(max, sum(exp(x - max))) of x[i, b0:b1] in one read, block by block.
+    """(max, sum(exp(x - max))) of x[i, b0:b1] in one read from memory.
 
-    Each BLOCK is read twice from L1 (its max, then its exp-sum against that max), and the
-    running sum is rescaled when the max grows (Milakov & Gimelshein's online softmax at
-    block granularity). max is NaN or +inf when the slice is NaN by convention; an all
-    -inf (or empty) slice gives (-inf, 0).
+    Super-blocks of ONLINE_BLOCKS summing blocks (16-32 KiB, in L1) are read twice from
+    cache: their max, then their compensated exp-sum against it; the running sum is
+    rescaled when the max grows (Milakov & Gimelshein's online softmax at super-block
+    granularity). Rescaling per 128-element block instead put float64 log_softmax of a
+    600,000-element row at 1.18x its bound: each rescale is one more rounding. max is NaN
+    or +inf when the slice is NaN by convention; an all -inf (or empty) slice gives (-inf, 0).
     """
+    step = sum_block(x) * ONLINE_BLOCKS
     m = np.float64(-np.inf)
     s = 0.0
-    for c0 in range(b0, b1, BLOCK):
-        c1 = min(c0 + BLOCK, b1)
+    for c0 in range(b0, b1, step):
+        c1 = min(c0 + step, b1)
         bm = _block_max(x, i, c0, c1)
         if bm == -np.inf:
             continue  # contributes exp(-inf) = 0; and exp(-inf - -inf) would be NaN
         if not math.isfinite(bm):
             return np.float64(bm), 0.0
-        bs = np.float64(_block_exp_sum(x, i, bm, c0, c1))
+        bs = exp_sum_range(x, i, bm, c0, c1)
         bm64 = np.float64(bm)
         if bm64 > m:
             s = s * math.exp(m - bm64) + bs
@@ -135,7 +140,7 @@ def online_stats(x, i, b0, b1):
     return m, s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def combine_stats(m1, s1, m2, s2):
     """Merge two (max, sum) pairs from online_stats."""
     if not math.isfinite(m1) and m1 != -np.inf:
@@ -151,90 +156,123 @@ def combine_stats(m1, s1, m2, s2):
     return m1, s1 + s2 * math.exp(m2 - m1)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def exp_store_sum(x, i, m, out):
     """sum(exp(x[i] - m)) in float64; also writes the exp values to out where it can hold them."""
+    block = sum_block(x)
     n = x.shape[1]
-    if n <= BLOCK:  # short rows: no block loop (100000 x 10 went from 4.3 to ~9 GB/s)
+    if n <= block:  # short rows: no block loop (100000 x 10 went from 4.3 to ~9 GB/s)
         return np.float64(_block_exp_store_sum(x, i, m, out, 0, n))
     total = 0.0
     comp = 0.0
-    for b0 in range(0, n, BLOCK):
-        b1 = min(b0 + BLOCK, n)
+    for b0 in range(0, n, block):
+        b1 = min(b0 + block, n)
         total, comp = _neumaier_add(total, comp, np.float64(_block_exp_store_sum(x, i, m, out, b0, b1)))
     return total + comp
 
 
-@njit(cache=True, error_model="numpy")
-def exp_sum(x, i, m):
-    n = x.shape[1]
-    if n <= BLOCK:
-        return np.float64(_block_exp_sum(x, i, m, 0, n))
+@njit(error_model="numpy")
+def exp_sum_range(x, i, m, b0, b1):
+    """sum(exp(x[i, b0:b1] - m)) in float64, compensated across blocks."""
+    block = sum_block(x)
+    if b1 - b0 <= block:
+        return np.float64(_block_exp_sum(x, i, m, b0, b1))
     total = 0.0
     comp = 0.0
-    for b0 in range(0, n, BLOCK):
-        b1 = min(b0 + BLOCK, n)
-        total, comp = _neumaier_add(total, comp, np.float64(_block_exp_sum(x, i, m, b0, b1)))
+    for c0 in range(b0, b1, block):
+        c1 = min(c0 + block, b1)
+        total, comp = _neumaier_add(total, comp, np.float64(_block_exp_sum(x, i, m, c0, c1)))
     return total + comp
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
+def exp_sum(x, i, m):
+    return exp_sum_range(x, i, m, 0, x.shape[1])
+
+
+@njit(error_model="numpy")
 def dot_range(g, y, i, b0, b1):
     """sum(g[i, b0:b1] * y[i, b0:b1]) in float64."""
-    if b1 - b0 <= BLOCK:
+    block = sum_block(g)
+    if b1 - b0 <= block:
         return np.float64(_block_dot(g, y, i, b0, b1))
     total = 0.0
     comp = 0.0
-    for c0 in range(b0, b1, BLOCK):
-        c1 = min(c0 + BLOCK, b1)
+    for c0 in range(b0, b1, block):
+        c1 = min(c0 + block, b1)
         total, comp = _neumaier_add(total, comp, np.float64(_block_dot(g, y, i, c0, c1)))
     return total + comp
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def total_range(g, i, b0, b1):
     """sum(g[i, b0:b1]) in float64."""
-    if b1 - b0 <= BLOCK:
+    block = sum_block(g)
+    if b1 - b0 <= block:
         return np.float64(_block_sum(g, i, b0, b1))
     t = 0.0
     comp = 0.0
-    for c0 in range(b0, b1, BLOCK):
-        c1 = min(c0 + BLOCK, b1)
+    for c0 in range(b0, b1, block):
+        c1 = min(c0 + block, b1)
         t, comp = _neumaier_add(t, comp, np.float64(_block_sum(g, i, c0, c1)))
     return t + comp
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def fill_nan_range(out, i, b0, b1):
     nan = to_compute(out, np.nan)
     for j in range(np.uint64(b0), np.uint64(b1)):
         store2(out, i, j, nan)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def fill_nan(out, i):
     fill_nan_range(out, i, 0, out.shape[1])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _scale(out, i, inv):
     for j in range(out.shape[1]):
         store2(out, i, j, load2(out, i, j) * inv)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def write_softmax(x, out, i, m, inv, b0, b1):
     for j in range(np.uint64(b0), np.uint64(b1)):
         store2(out, i, j, exp_(load2(x, i, j) - m) * inv)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
+def write_softmax_inplace(a, i, m, inv, b0, b1):
+    for j in range(np.uint64(b0), np.uint64(b1)):
+        store2(a, i, j, exp_(load2(a, i, j) - m) * inv)
+
+
+@njit(error_model="numpy")
+def write_log_softmax_inplace(a, i, m, log_s, b0, b1):
+    for j in range(np.uint64(b0), np.uint64(b1)):
+        store2(a, i, j, (load2(a, i, j) - m) - log_s)
+
+
+@njit(error_model="numpy")
+def same_memory(x, out):
+    """Whether out is x itself (in place): the dispatcher passes either that or disjoint arrays.
+
+    LLVM guards each vectorised loop reading x and writing out with a runtime overlap check;
+    in place it fails, the loop runs scalar, and a sum taken in that loop is then a plain
+    sequential float32 sum (1.8x the float32 accuracy bound on 1000 repeated values). In
+    place, the kernels therefore sum in read-only loops and write through one array.
+    """
+    return x.ctypes.data == out.ctypes.data
+
+
+@njit(error_model="numpy")
 def write_log_softmax(x, out, i, m, log_s, b0, b1):
     for j in range(np.uint64(b0), np.uint64(b1)):
         store2(out, i, j, (load2(x, i, j) - m) - log_s)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def is_long(x):
     """Rows whose input and output no longer share L2 (1 MiB a core here) take two passes
     over memory (online max+sum, then recompute exp while writing) instead of three (max,
@@ -243,30 +281,37 @@ def is_long(x):
     return x.shape[1] * x.itemsize > LONG_ROW_BYTES
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_slice(x, out, i):
+    n = x.shape[1]
+    in_place = same_memory(x, out)
     if is_long(x):
-        m, s = online_stats(x, i, 0, x.shape[1])
-        if not math.isfinite(m):
-            fill_nan(out, i)
-        else:
-            write_softmax(x, out, i, to_compute(x, m), to_compute(out, 1.0 / s), 0, x.shape[1])
-        return
-    m = slice_max(x, i)
+        m64, s = online_stats(x, i, 0, n)
+        m = to_compute(x, m64)
+    else:
+        m = slice_max(x, i)
+        s = 0.0
     # max is NaN (a NaN present), +inf (the slice is NaN by convention) or -inf (every
     # entry -inf, or an empty slice): the whole slice is NaN, as in scipy and torch.
     if not math.isfinite(m):
         fill_nan(out, i)
         return
+    if is_long(x) or in_place or not keeps_exact_exp(out):
+        # exp recomputed while writing: one pass over memory less for long rows, one
+        # rounding for float16, a read-only summing loop in place (see same_memory)
+        if not is_long(x):
+            s = exp_sum(x, i, m)
+        inv = to_compute(out, 1.0 / s)
+        if in_place:
+            write_softmax_inplace(out, i, m, inv, 0, n)
+        else:
+            write_softmax(x, out, i, m, inv, 0, n)
+        return
     s = exp_store_sum(x, i, m, out)
-    inv = to_compute(out, 1.0 / s)
-    if keeps_exact_exp(out):
-        _scale(out, i, inv)
-    else:
-        write_softmax(x, out, i, m, inv, 0, x.shape[1])
+    _scale(out, i, to_compute(out, 1.0 / s))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_slice(x, out, i):
     if is_long(x):
         m64, s = online_stats(x, i, 0, x.shape[1])
@@ -277,10 +322,14 @@ def log_softmax_slice(x, out, i):
     if not math.isfinite(m):
         fill_nan(out, i)
         return
-    write_log_softmax(x, out, i, m, to_compute(out, math.log(s)), 0, x.shape[1])
+    log_s = to_compute(out, math.log(s))
+    if same_memory(x, out):
+        write_log_softmax_inplace(out, i, m, log_s, 0, x.shape[1])
+    else:
+        write_log_softmax(x, out, i, m, log_s, 0, x.shape[1])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def logsumexp_slice(x, i):
     """log(sum(exp(x[i]))) in float64 (the caller rounds it to the result type)."""
     m, s = online_stats(x, i, 0, x.shape[1])
@@ -290,25 +339,25 @@ def logsumexp_slice(x, i):
     return m + math.log(s)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def write_softmax_backward(g, y, out, i, d, b0, b1):
     for j in range(np.uint64(b0), np.uint64(b1)):
         store2(out, i, j, load2(y, i, j) * (load2(g, i, j) - d))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def write_log_softmax_backward(g, y, out, i, s, b0, b1):
     for j in range(np.uint64(b0), np.uint64(b1)):
         store2(out, i, j, load2(g, i, j) - exp_(load2(y, i, j)) * s)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def softmax_backward_slice(g, y, out, i):
     n = g.shape[1]
     write_softmax_backward(g, y, out, i, to_compute(out, dot_range(g, y, i, 0, n)), 0, n)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def log_softmax_backward_slice(g, y, out, i):
     n = g.shape[1]
     write_log_softmax_backward(g, y, out, i, to_compute(out, total_range(g, i, 0, n)), 0, n)
