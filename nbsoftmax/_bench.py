@@ -354,7 +354,10 @@ def main(args):
     if args.device == "cuda":
         from .cuda import _bench as cuda_bench  # the GPU suite lives with the GPU backend
 
-        return cuda_bench.main(args)
+        argv = [] if args.full else ["--quick"]
+        if args.dtypes != ["float32"]:
+            argv += ["--dtypes", ",".join(args.dtypes)]
+        return cuda_bench.main(argv)
     if args.threads:
         numba.set_num_threads(args.threads)
     if args.shapes:
