@@ -168,13 +168,11 @@ DEVICE_LAYOUTS = ["contiguous", "fortran", "sliced", "sliced_rows", "negative_st
                   "transposed", "broadcast_first", "readonly", "empty", "zero_length", "zero_d"]
 
 
-@pytest.mark.parametrize("name", DEVICE_LAYOUTS)
-@pytest.mark.parametrize("axis", [-1, 0, (0, 2)])
+@pytest.mark.parametrize("name,axis", [(name, axis) for name in DEVICE_LAYOUTS
+                                        for axis in ([-1] if name == "zero_d" else [-1, 0, (0, 2)])])
 def test_layouts(rng, name, axis):
     base = rng.standard_normal((3, 4, 5)).astype(np.float32)
     x = reference.LAYOUTS[name](base)
-    if x.ndim == 0 and axis != -1:
-        pytest.skip("a 0-d input takes axis None, 0 or -1")
     d = FakeCUDAArray(x)  # a device array with the layout's own strides
     got = nbsoftmax.softmax(d, axis=axis)
     assert got.shape == x.shape

@@ -71,9 +71,10 @@ def set_limits(**changes):
 
     Examples
     --------
-    >>> from nbsoftmax.cuda import _launch  # doctest: +SKIP
-    >>> previous = _launch.set_limits(max_threads=64)  # doctest: +SKIP
-    >>> _launch.set_limits(**dataclasses.asdict(previous))  # doctest: +SKIP
+    >>> import dataclasses
+    >>> from nbsoftmax.cuda import _launch
+    >>> previous = _launch.set_limits(max_threads=64)
+    >>> _ = _launch.set_limits(**dataclasses.asdict(previous))
     """
     global _limits
     previous = _limits
