@@ -179,7 +179,7 @@ def _fast_rows(op, x, axis, out):
     ):
         return None
     n = x.shape[-1]
-    _cpu_backend().run(op, (x.reshape(-1, n),), out.reshape(-1, n))
+    _cpu_backend().run(op, (x.reshape(-1, n),), out.reshape(-1, n), out is x)
     return out
 
 
@@ -207,7 +207,8 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None):
     if x3 is None:
         _cast_copy(result, x)
         x3 = result3
-    _cpu_backend().run(op, (_kernel_form(x3),), _kernel_form(result3))
+    in_place = x3 is result3 or _same_view(x3, result3)
+    _cpu_backend().run(op, (_kernel_form(x3),), _kernel_form(result3), in_place)
     if out is not None and result is not out:
         np.copyto(out, result)
         return out

@@ -17,7 +17,7 @@ import numpy as np
 from numba import types
 
 from .. import _threading
-from . import _cache, _drivers
+from . import _cache, _drivers, _slices
 
 # The registry owns the on-disk cache (_cache.KernelCache, stamped with all kernel sources):
 # the helper modules' functions carry no cache=True, which would serve stale inlined code
@@ -38,6 +38,10 @@ SPLIT_MIN_BYTES = 1 << 20
 # 128 columns 24 -> 34, 256 columns 42 -> 42, 1000 columns 54 -> 34.
 SHORT_ROW = {"softmax": 64, "log_softmax": 64, "softmax_backward": 256,
              "log_softmax_backward": 256, "logsumexp": 0}
+
+# Ops whose rows in place, longer than _slices.LONG_ROW_BYTES, or (softmax) float16 go to
+# the "rows_general" kernels (see _slices.softmax_slice_general).
+_GENERAL_OPS = ("softmax", "log_softmax")
 
 # Columns per task of the non-last-axis kernels: 4096 columns keep the three per-column
 # work arrays (max, sum, 1/sum: 48-64 KB) in L2 while whole row segments stream from memory.
@@ -121,7 +125,8 @@ class _ParallelKernel:
                 finally:
                     lock.release()
         if self.layout == "split":  # same work as whole rows, without the chunk argument
-            return get_kernel(self.op, "rows", self.dtype, False)(*args[:-1])
+            rows = "rows_general" if self.op in _GENERAL_OPS else "rows"
+            return get_kernel(self.op, rows, self.dtype, False)(*args[:-1])
         return get_kernel(self.op, self.layout, self.dtype, False)(*args)
 
     def __getattr__(self, name):  # inspect_asm, signatures, stats, ...
@@ -144,12 +149,28 @@ def column_tile(outer, inner):
     return max(1, min(tile, inner))
 
 
-def run(op, inputs, out):
-    """Run op on 2-D (rows) or 3-D (columns) C-contiguous storage views; writes out."""
+def _row_layout(op, first, out, in_place):
+    n = first.shape[1]
+    if n <= SHORT_ROW[op]:
+        return "short"
+    if op in _GENERAL_OPS and (
+        in_place
+        or n * first.itemsize > _slices.LONG_ROW_BYTES
+        or (op == "softmax" and first.dtype == np.uint16)
+    ):
+        return "rows_general"
+    return "rows"
+
+
+def run(op, inputs, out, in_place=False):
+    """Run op on 2-D (rows) or 3-D (columns) C-contiguous storage views; writes out.
+
+    in_place: out is inputs[0] itself (the dispatcher knows; the general row kernels also
+    check, so a wrong False costs speed and accuracy bounds, never correctness of memory)."""
     first = inputs[0]
     if first.ndim == 2:
         rows, n = first.shape
-        layout = "short" if n <= SHORT_ROW[op] else "rows"
+        layout = _row_layout(op, first, out, in_place)
         if first.size < PARALLEL_MIN_ELEMENTS:
             get_kernel(op, layout, first.dtype, False)(*inputs, out)
             return
@@ -169,7 +190,8 @@ def run(op, inputs, out):
 
 
 def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
-               layouts=("rows", "short", "columns", "split"), parallel=(False, True)):
+               layouts=("rows", "rows_general", "short", "columns", "split"),
+               parallel=(False, True)):
     """Compile (or load from the on-disk cache) the given kernel variants now."""
     for op in ops:
         for dtype in dtypes:
@@ -179,5 +201,7 @@ def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
                     if layout == "split" and not par:
                         continue  # split rows exist only in parallel
                     if layout == "short" and not SHORT_ROW[op]:
+                        continue
+                    if layout == "rows_general" and op not in _GENERAL_OPS:
                         continue
                     get_kernel(op, layout, storage, par)

@@ -49,6 +49,30 @@ def log_softmax_rows_parallel(x, out):
 
 
 @njit(error_model="numpy")
+def softmax_rows_general_serial(x, out):
+    for i in range(x.shape[0]):
+        S.softmax_slice_general(x, out, i)
+
+
+@njit(parallel=True, error_model="numpy")
+def softmax_rows_general_parallel(x, out):
+    for i in prange(x.shape[0]):
+        S.softmax_slice_general(x, out, i)
+
+
+@njit(error_model="numpy")
+def log_softmax_rows_general_serial(x, out):
+    for i in range(x.shape[0]):
+        S.log_softmax_slice_general(x, out, i)
+
+
+@njit(parallel=True, error_model="numpy")
+def log_softmax_rows_general_parallel(x, out):
+    for i in prange(x.shape[0]):
+        S.log_softmax_slice_general(x, out, i)
+
+
+@njit(error_model="numpy")
 def logsumexp_rows_serial(x, out):
     for i in range(x.shape[0]):
         store(out, i, to_compute(out, S.logsumexp_slice(x, i)))

