@@ -48,19 +48,61 @@ class _InputChunks:
 
 
 class _OutputBlocks:
-    """A temporary .npy that workers fill block by block (``da.store`` target)."""
+    """A temporary .npy that workers fill block by block (``da.store`` target).
 
-    def __init__(self, path):
+    Each block is written with ``pwrite`` of exactly its own byte ranges (one range when the
+    chunk is contiguous in the file, as ``_chunks`` arranges when it can), never through a
+    shared mapping: on a network file system two hosts writing neighbouring blocks through
+    mappings could write back each other's stale copy of a shared page.
+    """
+
+    def __init__(self, path, shape, dtype, fortran_order):
         self.path = path
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.fortran_order = fortran_order
+        with open(path, "rb") as f:  # the header open_memmap wrote
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                np.lib.format.read_array_header_1_0(f)
+            else:
+                np.lib.format.read_array_header_2_0(f)
+            self.data_offset = f.tell()
 
     def __setitem__(self, index, value):
-        out = np.lib.format.open_memmap(self.path, mode="r+")
-        out[index] = value
-        out.flush()
-        del out
+        value = np.asarray(value, dtype=self.dtype)
+        shape, index = self.shape, tuple(index)
+        if self.fortran_order:  # memory order: the reversed shape, C-ordered
+            shape, index, value = shape[::-1], index[::-1], value.T
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            for start, run in _runs(shape, index, value):
+                data = memoryview(np.ascontiguousarray(run).reshape(-1).view(np.uint8))
+                offset = self.data_offset + start * self.dtype.itemsize
+                done = 0
+                while done < len(data):
+                    done += os.pwrite(fd, data[done:], offset + done)
+        finally:
+            os.close(fd)
 
 
-def _write_topk_block(probabilities, axis, k, indices_path, values_path, block_info=None):
+def _runs(shape, index, value):
+    """(first element, values) of each contiguous run of a C-ordered block ``value`` placed
+    at ``index`` (slices) in an array of ``shape``."""
+    bounds = [sl.indices(n)[:2] for sl, n in zip(index, shape)]
+    whole = len(shape)
+    while whole > 0 and bounds[whole - 1] == (0, shape[whole - 1]):
+        whole -= 1  # axes whole..end are complete: runs span them
+    lead = max(whole - 1, 0)  # axes before `lead` are iterated one index at a time
+    strides = np.cumprod((1,) + shape[::-1][:-1])[::-1] if shape else ()
+    for position in np.ndindex(*value.shape[:lead]):
+        start = sum((bounds[a][0] + position[a]) * int(strides[a]) for a in range(lead))
+        if lead < len(shape):
+            start += bounds[lead][0] * int(strides[lead])
+        yield start, value[position]
+
+
+def _write_topk_block(probabilities, axis, k, indices_target, values_target, block_info=None):
     """Top-k of one chunk (softmax axis whole) written into both parts; returns a dummy."""
     from ._topk import top_k
 
@@ -70,25 +112,54 @@ def _write_topk_block(probabilities, axis, k, indices_path, values_path, block_i
     indices, values = top_k(rows.reshape(-1, rows.shape[-1]), k)
     index = tuple(slice(None) if a == axis else slice(*location[a])
                   for a in range(probabilities.ndim))
-    for path, part in ((indices_path, indices), (values_path, values)):
-        _OutputBlocks(path)[index] = np.moveaxis(part.reshape(lead + (k,)), -1, axis)
+    for target, part in ((indices_target, indices), (values_target, values)):
+        target[index] = np.moveaxis(part.reshape(lead + (k,)), -1, axis)
     return np.zeros((1,) * probabilities.ndim, np.int8)
 
 
-def _chunks(job, shape, axis, chunk_bytes):
+def _chunks(job, chunk_bytes):
+    """Chunks that keep the softmax axis whole and, when they can, are contiguous in the file
+    (a range of one axis and everything after it, in memory order); else Dask's "auto"
+    chunks, with the softmax axis cut too if one slice is larger than ``chunk_bytes``."""
     from dask.array.core import normalize_chunks
 
-    itemsize = max(job.dtype.itemsize, job.source.dtype.itemsize)
-    slice_bytes = shape[axis] * itemsize if shape else itemsize
-    spec = {a: ("auto" if a != axis or slice_bytes > chunk_bytes else -1)
-            for a in range(len(shape))}
+    source = job.source
+    shape, memory_shape, axis = source.shape, job.memory_shape, job.memory_axis
+    itemsize = max(job.dtype.itemsize, source.dtype.itemsize)
+    if not shape:
+        return ()
+    for first in range(axis + 1):  # memory axes first.. stay whole
+        tail = _prod(memory_shape[first:]) * itemsize
+        if tail <= chunk_bytes or first == axis:
+            break
+    if tail <= chunk_bytes:
+        chunks = [(1,) * n for n in memory_shape[:first]]
+        if first:
+            step = max(1, chunk_bytes // max(tail, 1))
+            chunks[-1] = _splits(memory_shape[first - 1], step)
+        chunks += [(n,) for n in memory_shape[first:]]
+        return tuple(chunks[::-1]) if source.fortran_order else tuple(chunks)
+    slice_bytes = shape[job.axis] * itemsize
     if job.top_k is not None and slice_bytes > chunk_bytes:
         from ._score import ScoreError
 
         raise ScoreError(f"--top-k needs one softmax slice ({slice_bytes / 1e6:,.1f} MB) per "
                          f"task, but tasks are limited to {chunk_bytes / 1e6:,.1f} MB (a quarter "
                          "of --memory-limit); raise --memory-limit")
+    spec = {a: ("auto" if a != job.axis or slice_bytes > chunk_bytes else -1)
+            for a in range(len(shape))}
     return normalize_chunks(spec, shape, limit=chunk_bytes, dtype=np.dtype(job.dtype))
+
+
+def _splits(n, step):
+    return tuple(min(step, n - start) for start in range(0, n, step)) or (0,)
+
+
+def _prod(values):
+    out = 1
+    for v in values:
+        out *= int(v)
+    return out
 
 
 def run(job, address):
@@ -105,7 +176,7 @@ def run(job, address):
                          "store it uncompressed (np.save or np.savez) to score it on a cluster")
     shape = source.shape
     chunk_bytes = min(CHUNK_BYTES, job.memory_limit // 4)
-    chunks = _chunks(job, shape, job.axis, chunk_bytes)
+    chunks = _chunks(job, chunk_bytes)
     x = da.from_array(_InputChunks(source), chunks=chunks, lock=False, asarray=True,
                       meta=np.empty((0,) * len(shape), source.dtype))
     func = getattr(nbdask, job.op)
@@ -121,15 +192,16 @@ def run(job, address):
         with PendingOutput(job.output, job.overwrite) as pending:
             outputs = job.output_shapes()
             parts = [pending.new_temp() for _ in outputs]
+            targets = []
             for part, (_, part_shape, dtype) in zip(parts, outputs):
                 np.lib.format.open_memmap(part, mode="w+", dtype=dtype, shape=part_shape,
                                           fortran_order=source.fortran_order)
+                targets.append(_OutputBlocks(part, part_shape, dtype, source.fortran_order))
             if job.top_k is None:
-                work = da.store(probabilities, _OutputBlocks(parts[0]), lock=False,
-                                compute=False)
+                work = da.store(probabilities, targets[0], lock=False, compute=False)
             else:
                 work = probabilities.map_blocks(
-                    _write_topk_block, job.axis, job.top_k, parts[0], parts[1],
+                    _write_topk_block, job.axis, job.top_k, targets[0], targets[1],
                     chunks=tuple((1,) * len(c) for c in probabilities.chunks), dtype=np.int8,
                     meta=np.empty((0,) * len(shape), np.int8))
             future = client.compute(work)

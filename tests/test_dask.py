@@ -191,6 +191,7 @@ def test_score_on_the_cluster(cluster, tmp_path, rng):
         "y.npy": ["x.npy"],
         "axis0.npy": ["f.npy", "--axis", "0", "--log"],
         "split.npy": ["x.npy", "--memory-limit", "1kB"],  # slices split: the two-pass path
+        "columns.npy": ["x.npy", "--axis", "0", "--memory-limit", "8kB"],  # strided chunks
         "top.npz": ["x.npy", "--top-k", "4", "--memory-limit", "16kB"],
     }
     for out, args in runs.items():
@@ -200,6 +201,7 @@ def test_score_on_the_cluster(cluster, tmp_path, rng):
     assert np.load(tmp_path / "axis0.npy").flags.f_contiguous
     checks.assert_log_softmax(np.load(tmp_path / "axis0.npy"), x, 0)
     checks.assert_softmax(np.load(tmp_path / "split.npy"), x)
+    checks.assert_softmax(np.load(tmp_path / "columns.npy"), x, 0)
     p = nbsoftmax.softmax(x)
     with np.load(tmp_path / "top.npz") as z:
         want = np.argsort(-p, axis=1, kind="stable")[:, :4]
@@ -215,6 +217,29 @@ def test_score_on_the_cluster_refuses_compressed_members(cluster, tmp_path, caps
                  "--scheduler", cluster.scheduler.address]) == 1
     assert "is compressed: Dask workers cannot read it in pieces" in capsys.readouterr().err
     assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("shape", [(7,), (4, 6), (3, 4, 5), (2, 3, 4, 5)])
+@pytest.mark.parametrize("fortran", [False, True])
+def test_workers_write_exactly_their_byte_ranges(tmp_path, rng, shape, fortran):
+    """The cluster's output target: random blocks land where NumPy assignment puts them."""
+    from nbsoftmax._score_cluster import _OutputBlocks
+
+    path = str(tmp_path / "out.npy")
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape,
+                              fortran_order=fortran)
+    target = _OutputBlocks(path, shape, np.float32, fortran)
+    want = np.zeros(shape, np.float32)
+    for _ in range(20):
+        index = []
+        for n in shape:
+            lo = int(rng.integers(0, n))
+            index.append(slice(lo, int(rng.integers(lo, n)) + 1) if rng.random() < 0.7
+                         else slice(None))
+        block = rng.standard_normal(want[tuple(index)].shape).astype(np.float32)
+        want[tuple(index)] = block
+        target[tuple(index)] = block
+    np.testing.assert_array_equal(np.load(path), want)
 
 
 _FORKED_WORKERS = """
