@@ -2,17 +2,20 @@
 
 The client (this process) checks the job, creates the output's temporary ``.npy`` files
 beside OUTPUT (header written, data sparse) and submits one graph: each task maps its chunk
-of INPUT from the file, runs ``nbsoftmax.dask`` on it and writes its block of the result
-into the temporary file at its place. When every task is done the client renames the file
-to OUTPUT (for ``--top-k``, first zips the two parts). So INPUT and the directory of OUTPUT
-must be on a file system that the client and every worker see under the same path (NFS,
-Lustre, a shared volume); compressed ``.npz`` members cannot be read by the workers in
-pieces and are refused.
+of INPUT from the file (read-only), runs ``nbsoftmax.dask`` on it and writes its block of
+the result into the temporary file with ``pwrite`` of exactly its byte ranges. When every
+task is done the client renames the file to OUTPUT (for ``--top-k``, first zips the two
+parts). So INPUT and the directory of OUTPUT must be on a file system that the client and
+every worker see under the same path (NFS, Lustre, a shared volume); compressed ``.npz``
+members cannot be read by the workers in pieces and are refused.
 
-Chunks keep the softmax axis whole (one map_blocks pass) and are cut along the other axes to
-at most ``CHUNK_BYTES`` or a quarter of ``--memory-limit`` (a task holds its input chunk,
-its result and temporaries). When a single slice is larger than that, the softmax axis is
-chunked too and ``nbsoftmax.dask`` takes its two-pass path (not for ``--top-k``).
+Chunks keep the softmax axis whole (one ``map_blocks`` pass, the kernels in the workers)
+and are at most ``CHUNK_BYTES`` or a quarter of ``--memory-limit`` (a task holds its input
+chunk, its result and temporaries). They are contiguous in the file when a range of one
+axis and everything after it fits (whole rows for ``--axis -1``); otherwise Dask's "auto"
+chunks, written as many runs. When a single slice is larger than a chunk, the softmax axis
+is chunked too and ``nbsoftmax.dask`` takes its two-pass path (not for ``--top-k``).
+There is no progress bar: the Dask dashboard shows the tasks.
 """
 
 import os
