@@ -178,6 +178,7 @@ class BlockReader:
         self._position = 0  # elements consumed from a stream
         if array.seekable:
             self._fd = os.open(array.path, os.O_RDONLY)
+            _advise(self._fd, 0, 0, "POSIX_FADV_SEQUENTIAL")  # a larger read-ahead window
         else:
             self._zip = zipfile.ZipFile(array.path)
             member = array.key if array.key.endswith(".npy") else array.key + ".npy"
@@ -209,6 +210,8 @@ class BlockReader:
             self._position += out.size
             return out
         offset = self.array.data_offset + start * self.array.dtype.itemsize
+        # Ask for the next block now: the disk reads it while this one is computed.
+        _advise(self._fd, offset + len(view), len(view), "POSIX_FADV_WILLNEED")
         done = 0
         while done < len(view):
             got = os.preadv(self._fd, [view[done:]], offset + done)
@@ -217,6 +220,15 @@ class BlockReader:
                                      "while being read?)")
             done += got
         return out
+
+
+def _advise(fd, offset, length, advice):
+    """posix_fadvise where the platform has it; advice only, so failures are ignored."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, offset, length, getattr(os, advice))
+        except OSError:  # pragma: no cover - e.g. a file system without it
+            pass
 
 
 def _read_stream(stream, view, what):
