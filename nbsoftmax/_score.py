@@ -577,7 +577,10 @@ def _raise_interrupt(signum, frame):
 def _run(args):
     from ._arrayfile import ArrayFileError
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:  # SIGTERM cleans up as Ctrl-C does (only the main thread may set a handler)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:
+        previous = None
     start = time.perf_counter()
     try:
         job = Job(args)
@@ -600,7 +603,8 @@ def _run(args):
               file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     seconds = max(time.perf_counter() - start, 1e-9)
     print(f"nbsoftmax score: {slices:,} rows, {nbytes / 1e9:.3f} GB in {seconds:.2f} s: "
           f"{slices / seconds:,.0f} rows/s, {nbytes / 1e9 / seconds:.2f} GB/s -> {args.output}",
