@@ -60,7 +60,8 @@ TARGET_BLOCK_BYTES = 16 << 20
 # Result blocks in flight when the full result is written: one being written by a background
 # thread while the next is read and computed (and one spare). pwrite of a large output
 # stalls whenever the kernel throttles dirty pages; overlapping it took a cached 2 GB float32
-# file from 3.1 s to WRITE_BEHIND_FIGURE end to end on the 2-core machine.
+# file from 3.06 s to 1.45 s end to end (medians; cp of the same file 1.2-1.4 s) on the
+# 2-core build machine (benchmarks/score_throughput.py).
 WRITE_BEHIND_BUFFERS = 3
 
 # Kept free under --memory-limit for what a block does not account for (Python objects,
