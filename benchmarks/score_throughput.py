@@ -110,7 +110,8 @@ def main(argv=None):
         "input_bytes": nbytes, "rows": rows, "cols": args.cols, "load_average": load,
         "cp_seconds": cp_runs, "score_seconds": score_runs,
         "cp_gb_per_s": nbytes / 1e9 / cp_s, "score_gb_per_s": nbytes / 1e9 / score_s,
-        "ratio": cp_s / score_s, "best_ratio": min(cp_runs) / min(score_runs), "score_peak_rss_bytes": max(peaks), "peaks": peaks,
+        "ratio": cp_s / score_s, "best_ratio": min(cp_runs) / min(score_runs),
+        "score_peak_rss_bytes": max(peaks), "peaks": peaks,
         "memory_limit": args.memory_limit, "last_summary": summary,
         "command": " ".join(score),
     }

@@ -37,7 +37,7 @@ def _prod(values):
 
 
 def _read_npy_header(fp, what):
-    """(shape, fortran_order, dtype, header length) of the .npy stream fp, positioned at its start."""
+    """(shape, fortran_order, dtype, header length) of the .npy stream fp (at its start)."""
     start = fp.tell()
     try:
         version = np.lib.format.read_magic(fp)

@@ -37,8 +37,8 @@ class _Line:
     def _draw(self, now):
         rate = self.done / max(now - self.start, 1e-9)
         pct = 100.0 * self.done / self.total if self.total else 100.0
-        self.stream.write(f"\r{self.desc} {pct:3.0f}% {self.done:,.0f}/{self.total:,.0f} {self.unit}"
-                          f"  {rate:,.0f} {self.unit}/s")
+        self.stream.write(f"\r{self.desc} {pct:3.0f}% {self.done:,.0f}/{self.total:,.0f} "
+                          f"{self.unit}  {rate:,.0f} {self.unit}/s")
         self.stream.flush()
 
     def close(self):

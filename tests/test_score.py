@@ -118,8 +118,12 @@ def test_compressed_member_is_streamed_not_loaded(tmp_path, logits, monkeypatch)
     assert not source.seekable and source.key == "arr_0"
     reads = []
     original = _arrayfile.BlockReader.read
-    monkeypatch.setattr(_arrayfile.BlockReader, "read",
-                        lambda self, start, out: reads.append(out.size) or original(self, start, out))
+
+    def counted(self, start, out):
+        reads.append(out.size)
+        return original(self, start, out)
+
+    monkeypatch.setattr(_arrayfile.BlockReader, "read", counted)
     monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 23 * 4 * 5)
     assert score(tmp_path / "x.npz", "-o", tmp_path / "y.npy") == 0
     assert max(reads) == 23 * 5 and sum(reads) == logits.size
