@@ -42,6 +42,9 @@ SHORT_ROW = {"softmax": 64, "log_softmax": 64, "softmax_backward": 256,
 # Ops whose rows in place, longer than _slices.LONG_ROW_BYTES, or (softmax) float16 go to
 # the "rows_general" kernels (see _slices.softmax_slice_general).
 _GENERAL_OPS = ("softmax", "log_softmax")
+# softmax rows up to one summing block (_math.sum_block), by storage itemsize, take the
+# "block" kernels (one function per row).
+_ONE_BLOCK = {2: 512, 4: 512, 8: 128}
 
 # Columns per task of the non-last-axis kernels: 4096 columns keep the three per-column
 # work arrays (max, sum, 1/sum: 48-64 KB) in L2 while whole row segments stream from memory.
@@ -159,6 +162,8 @@ def _row_layout(op, first, out, in_place):
         or (op == "softmax" and first.dtype == np.uint16)
     ):
         return "rows_general"
+    if op == "softmax" and n <= _ONE_BLOCK[first.dtype.itemsize]:
+        return "block"  # see _slices.softmax_one_block
     return "rows"
 
 
@@ -190,7 +195,7 @@ def run(op, inputs, out, in_place=False):
 
 
 def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
-               layouts=("rows", "rows_general", "short", "columns", "split"),
+               layouts=("rows", "rows_general", "block", "short", "columns", "split"),
                parallel=(False, True)):
     """Compile (or load from the on-disk cache) the given kernel variants now."""
     for op in ops:
@@ -203,5 +208,7 @@ def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
                     if layout == "short" and not SHORT_ROW[op]:
                         continue
                     if layout == "rows_general" and op not in _GENERAL_OPS:
+                        continue
+                    if layout == "block" and op != "softmax":
                         continue
                     get_kernel(op, layout, storage, par)

@@ -281,6 +281,34 @@ def is_long(x):
     return x.shape[1] * x.itemsize > LONG_ROW_BYTES
 
 
+@njit(fastmath=REDUCE, error_model="numpy")
+def softmax_one_block(x, out, i):
+    """softmax_slice for a row of at most one summing block, in one function called straight
+    from the driver loop: each level of calls with array arguments costs ~15 ns a row here,
+    as much as the work (serial, float32, 2M elements: 128 columns 16.3 -> 22.4 GB/s, 256
+    columns 22.9 -> 28.8 GB/s)."""
+    n = x.shape[1]
+    m = compute_neg_inf(x)
+    for j in range(n):
+        m = fmaximum(m, load2(x, i, j))
+    if not math.isfinite(m):
+        fill_nan(out, i)
+        return
+    s = compute_zero(x)
+    for j in range(n):
+        e = exp_(load2(x, i, j) - m)
+        store2(out, i, j, e)
+        s += e
+    inv = to_compute(out, 1.0 / np.float64(s))
+    for j in range(n):
+        store2(out, i, j, load2(out, i, j) * inv)
+
+
+@njit(error_model="numpy")
+def fits_one_block(x):
+    return x.shape[1] <= sum_block(x)
+
+
 @njit(error_model="numpy")
 def softmax_slice(x, out, i):
     """The common case: a row that fits in cache, out not x, float32/float64 storage."""
