@@ -62,11 +62,17 @@ _compiled = {}
 _compile_lock = threading.Lock()
 
 
+_MASK_TYPE = types.Array(types.boolean, 2, "C", readonly=True)
+
+
 def _signature(op, layout, storage):
     n_inputs, dim_change = _OPS[op]
     ndim = 3 if layout == "columns" else 2
     ro = types.Array(storage, ndim, "C", readonly=True)
     rw = types.Array(storage, ndim + dim_change, "C")
+    if layout in ("scaled", "masked"):  # (inputs, mask or None, scale, out): see _scaled
+        mask = _MASK_TYPE if layout == "masked" else types.none
+        return types.void(*((ro,) * n_inputs), mask, types.float64, rw)
     args = (ro,) * n_inputs + (rw,)
     if layout in ("columns", "split"):
         args += (types.intp,)  # tile (columns) or chunk (split)
@@ -81,7 +87,8 @@ def get_kernel(op, layout, dtype, parallel):
         with _compile_lock:
             kernel = _compiled.get(key)
             if kernel is None:
-                source = getattr(_drivers, f"{op}_{layout}_{'parallel' if parallel else 'serial'}")
+                kind = "scaled" if layout == "masked" else layout  # one source, two variants
+                source = getattr(_drivers, f"{op}_{kind}_{'parallel' if parallel else 'serial'}")
                 sig = _signature(op, layout, _STORAGE_TYPES[np.dtype(dtype)])
                 # A dispatcher per signature: with compilation disabled after this one
                 # signature, Numba converts e.g. a writable input to the read-only parameter
@@ -166,6 +173,15 @@ def run(op, inputs, out):
         tasks = outer * (-(-inner // tile))
         parallel = _use_parallel(tasks, first.size)
         get_kernel(op, "columns", first.dtype, parallel)(*inputs, out, tile)
+
+
+def run_scaled(op, inputs, mask, scale, out):
+    """Run op on (rows, n) storage views of ``x * scale`` restricted to ``mask`` (a bool
+    (rows, n) array, or None for all entries); writes out (see ``_scaled``)."""
+    first = inputs[0]
+    layout = "scaled" if mask is None else "masked"
+    parallel = _use_parallel(first.shape[0], first.size)
+    get_kernel(op, layout, first.dtype, parallel)(*inputs, mask, float(scale), out)
 
 
 def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),

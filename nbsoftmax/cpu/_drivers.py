@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _columns as C
+from . import _scaled as Sc
 from . import _short as Sh
 from . import _slices as S
 from ._math import store, to_compute
@@ -359,3 +360,78 @@ def log_softmax_backward_short_parallel(g, y, out):
     gf, yf, of = g.ravel(), y.ravel(), out.ravel()
     for b in prange((rows + rb - 1) // rb):
         Sh.log_softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))
+
+
+# ------------------------------------------------- rows with a temperature and a mask
+# (x * scale, entries where mask; mask None for temperature alone: see _scaled). Rows only:
+# the dispatcher brings the softmax axes last in memory for these calls.
+
+
+@njit(error_model="numpy")
+def softmax_scaled_serial(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        Sc.softmax_row(x, mask, out, i, sc)
+
+
+@njit(parallel=True, error_model="numpy")
+def softmax_scaled_parallel(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        Sc.softmax_row(x, mask, out, i, sc)
+
+
+@njit(error_model="numpy")
+def log_softmax_scaled_serial(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        Sc.log_softmax_row(x, mask, out, i, sc)
+
+
+@njit(parallel=True, error_model="numpy")
+def log_softmax_scaled_parallel(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        Sc.log_softmax_row(x, mask, out, i, sc)
+
+
+@njit(error_model="numpy")
+def logsumexp_scaled_serial(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        store(out, i, to_compute(out, Sc.logsumexp_row(x, mask, i, sc)))
+
+
+@njit(parallel=True, error_model="numpy")
+def logsumexp_scaled_parallel(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        store(out, i, to_compute(out, Sc.logsumexp_row(x, mask, i, sc)))
+
+
+@njit(error_model="numpy")
+def softmax_backward_scaled_serial(g, y, mask, scale, out):
+    sc = to_compute(g, scale)
+    for i in range(g.shape[0]):
+        Sc.softmax_backward_row(g, y, mask, out, i, sc)
+
+
+@njit(parallel=True, error_model="numpy")
+def softmax_backward_scaled_parallel(g, y, mask, scale, out):
+    sc = to_compute(g, scale)
+    for i in prange(g.shape[0]):
+        Sc.softmax_backward_row(g, y, mask, out, i, sc)
+
+
+@njit(error_model="numpy")
+def log_softmax_backward_scaled_serial(g, y, mask, scale, out):
+    sc = to_compute(g, scale)
+    for i in range(g.shape[0]):
+        Sc.log_softmax_backward_row(g, y, mask, out, i, sc)
+
+
+@njit(parallel=True, error_model="numpy")
+def log_softmax_backward_scaled_parallel(g, y, mask, scale, out):
+    sc = to_compute(g, scale)
+    for i in prange(g.shape[0]):
+        Sc.log_softmax_backward_row(g, y, mask, out, i, sc)
