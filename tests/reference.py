@@ -42,6 +42,12 @@ __all__ = [
     "softmax_backward_exact",
     "log_softmax_backward_exact",
     "shifted_exact",
+    "softmax_where",
+    "log_softmax_where",
+    "logsumexp_where",
+    "softmax_backward_where",
+    "log_softmax_backward_where",
+    "softmin",
     "reduced_axes",
     "LAYOUTS",
     "WRITABLE_LAYOUTS",
@@ -159,6 +165,78 @@ def log_softmax_backward(grad_output, output, axis=-1):
     axes = reduced_axes(axis, g.ndim)
     with np.errstate(all="ignore"):
         return g - np.exp(y) * _sum_slices(g, axes)
+
+
+# ------------------------------------------------------------------ where= and temperature=
+# The semantics of jax.nn.softmax / log_softmax / logsumexp(where=) (checked against JAX in
+# tests/test_oracles.py when it is installed): x * scale (scale = 1 / temperature) over the
+# unmasked entries with the plain conventions above; masked entries 0 (log: -inf; backward:
+# exactly 0); a fully masked slice 0 (log_softmax and logsumexp: -inf).
+
+
+def _masked(x, where, scale, fill):
+    x = _as(x, np.float64)
+    mask = np.broadcast_to(np.asarray(where, bool), x.shape) if where is not None \
+        else np.ones(x.shape, bool)
+    with np.errstate(all="ignore"):
+        return x * scale, mask, np.where(mask, x * scale, fill)
+
+
+def _fully_masked(mask, axes):
+    return ~np.any(mask, axis=axes, keepdims=True) if mask.ndim else ~mask
+
+
+def softmax_where(x, axis=-1, where=None, temperature=1.0):
+    """softmax(x / temperature) over the entries where ``where``; 0 elsewhere."""
+    xs, mask, filled = _masked(x, where, 1.0 / temperature, -np.inf)
+    axes = reduced_axes(axis, xs.ndim)
+    if xs.size == 0:
+        return np.empty(xs.shape)
+    # a masked entry must not turn its slice NaN: the plain reference on x with masked
+    # entries at -inf, except that a fully masked slice stays 0
+    result = softmax(filled, axis)
+    result = np.where(mask, result, 0.0)
+    return np.where(_fully_masked(mask, axes), 0.0, result)
+
+
+def log_softmax_where(x, axis=-1, where=None, temperature=1.0):
+    xs, mask, filled = _masked(x, where, 1.0 / temperature, -np.inf)
+    axes = reduced_axes(axis, xs.ndim)
+    if xs.size == 0:
+        return np.empty(xs.shape)
+    result = np.where(mask, log_softmax(filled, axis), -np.inf)
+    return np.where(_fully_masked(mask, axes), -np.inf, result)
+
+
+def logsumexp_where(x, axis=-1, where=None, keepdims=False):
+    xs, mask, filled = _masked(x, where, 1.0, -np.inf)
+    return logsumexp(filled, axis, keepdims)
+
+
+def softmax_backward_where(grad_output, output, axis=-1, where=None, temperature=1.0):
+    """(1 / temperature) * y * (g - sum(g * y)) over the unmasked entries; 0 at masked ones."""
+    g, mask, g0 = _masked(grad_output, where, 1.0, 0.0)
+    y = np.where(mask, _as(output, np.float64), 0.0)
+    axes = reduced_axes(axis, g.ndim)
+    with np.errstate(all="ignore"):
+        result = y * (g0 - _sum_slices(g0 * y, axes)) / temperature
+    return np.where(mask, result, 0.0)
+
+
+def log_softmax_backward_where(grad_output, output, axis=-1, where=None, temperature=1.0):
+    """(1 / temperature) * (g - exp(y) * sum(g)) over the unmasked entries; 0 at masked ones."""
+    g, mask, g0 = _masked(grad_output, where, 1.0, 0.0)
+    y = _as(output, np.float64)
+    axes = reduced_axes(axis, g.ndim)
+    with np.errstate(all="ignore"):
+        result = (g0 - np.exp(y) * _sum_slices(g0, axes)) / temperature
+    return np.where(mask, result, 0.0)
+
+
+def softmin(x, axis=-1, where=None, temperature=1.0):
+    """softmax(-x / temperature), as torch.nn.Softmin."""
+    with np.errstate(all="ignore"):
+        return softmax_where(-_as(x, np.float64), axis, where, temperature)
 
 
 # ------------------------------------------------------------------ np.longdouble ("exact")

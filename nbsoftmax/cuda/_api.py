@@ -181,17 +181,19 @@ def _elementwise_device(op, x, axis, dtype, out, stream):
     return _finish(result, rd, od, out, s)
 
 
-def _logsumexp_device(x, axis, keepdims, stream):
+def _logsumexp_device(x, axis, keepdims, stream, where=None):
     from . import _arrays, _launch
 
     xd = _arrays.describe(x, "x")
     rdtype = _result_dtype(xd.dtype, None)
     axes = _dispatch.normalize_axes(axis, len(xd.shape))
-    s = _arrays.call_stream(stream, (xd,))
+    md = None if where is None else _arrays.describe(where, "where")
+    s = _arrays.call_stream(stream, (xd,) if md is None else (xd, md))
     size = xd.size
     layout = _dense_layout(xd, axes) if xd.dtype == rdtype else None
     if layout is not None:
         src = _arrays.flat_view(xd.ptr, size, rdtype, x) if size else None
+        src_strides = xd.strides
     else:
         strides = _default_strides(xd.shape, axes, rdtype.itemsize)
         layout = Layout(xd.shape, strides, axes)
@@ -199,6 +201,7 @@ def _logsumexp_device(x, axis, keepdims, stream):
         if size:
             src = _arrays.temporary((size,), rdtype, s)
             _copy(xd, src, strides, s)
+        src_strides = strides
     # The reduced result keeps the input's memory order of the remaining axes.
     rest = [a for a in range(len(xd.shape)) if a not in axes]
     step = rdtype.itemsize
@@ -219,6 +222,12 @@ def _logsumexp_device(x, axis, keepdims, stream):
         res_flat = _arrays.flat_view(rd.ptr, count, rdtype, result)
         if layout.n == 0:  # empty slices: log(0) = -inf
             res_flat.copy_to_device(np.full(count, -np.inf, rdtype), stream=s)
+        elif md is not None:
+            # the mask in src's memory order (strides)
+            shim = _arrays.Described(None, "numba", xd.shape, src_strides, rdtype, 0, True, None)
+            mask = _broadcast_mask(md, xd.shape, shim, s)
+            _launch.run_scaled("logsumexp", (src,), mask, res_flat, 1.0, layout.outer, layout.n,
+                               layout.inner, s)
         else:
             _launch.run("logsumexp", (src,), res_flat, layout.outer, layout.n, layout.inner, s)
     return result
@@ -348,6 +357,229 @@ def _backward_host(op, grad_output, output, axis, out, stream):
     _round_trip(op, (g3, y3), g3, layout, stream)
     result3 = layout.view3(result)
     np.copyto(result3, g3)
+    if out is not None and result is not out:
+        np.copyto(out, result)
+        return out
+    return result
+
+
+# ------------------------------------------------------------------ temperature and where=
+# Calls with temperature= or where= run ``_kernels_scaled`` (a block per slice, any
+# (outer, n, inner) geometry), staged as the plain calls are. The mask reaches the kernels
+# as a flat uint8 array in the result's memory order: the mask itself when it is a dense
+# bool array of that order, else a temporary of one byte per element filled by the strided
+# copy kernel (zero strides for broadcast axes).
+
+
+def _broadcast_mask(md, shape, rd, stream):
+    """The flat uint8 mask for Described md (broadcast to shape) in rd's memory order."""
+    from . import _arrays
+
+    if md.dtype != np.bool_:
+        raise TypeError(f"where has dtype {md.dtype}; expected a boolean mask")
+    try:
+        if np.broadcast_shapes(md.shape, shape) != tuple(shape):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"where has shape {md.shape}, which does not broadcast to the "
+                         f"input's shape {tuple(shape)}") from None
+    size = int(np.prod(shape, dtype=np.int64))
+    element_strides = tuple(s // rd.dtype.itemsize for s in rd.strides)
+    if md.shape == tuple(shape) and md.strides == element_strides:
+        return _arrays.flat_view(md.ptr, size, np.dtype(np.uint8), md.obj)
+    lead = len(shape) - len(md.shape)
+    strides = (0,) * lead + tuple(0 if e == 1 and t != 1 else st
+                                  for e, t, st in zip(md.shape, shape[lead:], md.strides))
+    bd = _arrays.Described(md.obj, md.kind, tuple(shape), strides, md.dtype, md.ptr, True,
+                           md.stream)
+    staged = _arrays.temporary((size,), np.dtype(np.uint8), stream)
+    _copy(bd, staged, element_strides, stream)
+    return staged
+
+
+def scaled(op, x, axis, dtype, out, where, scale, device, stream):
+    """softmax / log_softmax of x * scale over the entries where ``where``, on the GPU."""
+    if _start(device, (("x", x), ("out", out), ("where", where))):
+        return _scaled_device(op, x, axis, dtype, out, where, scale, stream)
+    return _scaled_host(op, x, axis, dtype, out, where, scale, stream)
+
+
+def masked_logsumexp(x, axis, keepdims, where, device, stream):
+    """logsumexp over the entries where ``where``, on the GPU."""
+    if _start(device, (("x", x), ("where", where))):
+        return _logsumexp_device(x, axis, keepdims, stream, where)
+    return _masked_logsumexp_host(x, axis, keepdims, where, stream)
+
+
+def scaled_backward(op, grad_output, output, axis, out, where, scale, device, stream):
+    """The backward passes of `scaled` on the GPU."""
+    named = (("grad_output", grad_output), ("output", output), ("out", out), ("where", where))
+    if _start(device, named):
+        return _scaled_backward_device(op, grad_output, output, axis, out, where, scale, stream)
+    return _scaled_backward_host(op, grad_output, output, axis, out, where, scale, stream)
+
+
+def _scaled_device(op, x, axis, dtype, out, where, scale, stream):
+    from . import _arrays, _launch
+
+    xd = _arrays.describe(x, "x")
+    rdtype = _result_dtype(xd.dtype, dtype)
+    axes = _dispatch.normalize_axes(axis, len(xd.shape))
+    md = None if where is None else _arrays.describe(where, "where")
+    od = None
+    if out is not None:
+        od = _arrays.describe(out, "out")
+        _check_out(od, xd.shape, rdtype)
+    s = _arrays.call_stream(stream, tuple(d for d in (xd, od, md) if d is not None))
+    result, rd, layout = _target(xd, axes, rdtype, od, out, s)
+    mask = None if md is None else _broadcast_mask(md, xd.shape, rd, s)
+    size = xd.size
+    if size:
+        res_flat = _arrays.flat_view(rd.ptr, size, rdtype, result)
+        if _readable(xd, rd):
+            src = _arrays.flat_view(xd.ptr, size, rdtype, x)
+        else:
+            _copy(xd, res_flat, rd.strides, s)
+            src = res_flat
+        _launch.run_scaled(op, (src,), mask, res_flat, scale, layout.outer, layout.n,
+                           layout.inner, s)
+    return _finish(result, rd, od, out, s)
+
+
+def _scaled_backward_device(op, grad_output, output, axis, out, where, scale, stream):
+    from . import _arrays, _launch
+
+    gd = _arrays.describe(grad_output, "grad_output")
+    yd = _arrays.describe(output, "output")
+    if gd.shape != yd.shape:
+        raise ValueError(
+            f"grad_output has shape {gd.shape} but output has shape {yd.shape}; they must match"
+        )
+    rdtype = np.result_type(_result_dtype(gd.dtype, None, "grad_output"),
+                            _result_dtype(yd.dtype, None, "output"))
+    axes = _dispatch.normalize_axes(axis, len(gd.shape))
+    md = None if where is None else _arrays.describe(where, "where")
+    od = None
+    if out is not None:
+        od = _arrays.describe(out, "out")
+        _check_out(od, gd.shape, rdtype)
+    s = _arrays.call_stream(stream, tuple(d for d in (gd, yd, od, md) if d is not None))
+    first = gd if _dense_layout(gd, axes) is not None or _dense_layout(yd, axes) is None else yd
+    result, rd, layout = _target(first, axes, rdtype, od, out, s)
+    mask = None if md is None else _broadcast_mask(md, gd.shape, rd, s)
+    size = gd.size
+    if size:
+        res_flat = _arrays.flat_view(rd.ptr, size, rdtype, result)
+        inputs = []
+        for d, obj in ((gd, grad_output), (yd, output)):
+            if _readable(d, rd):
+                inputs.append(_arrays.flat_view(d.ptr, size, rdtype, obj))
+            else:
+                staged = _arrays.temporary((size,), rdtype, s)
+                _copy(d, staged, rd.strides, s)
+                inputs.append(staged)
+        _launch.run_scaled(op, tuple(inputs), mask, res_flat, scale, layout.outer, layout.n,
+                           layout.inner, s)
+    return _finish(result, rd, od, out, s)
+
+
+def _host_mask(where, shape, layout):
+    """The host mask broadcast to shape, as C-contiguous uint8 in layout's (outer, n, inner) order."""
+    mask = _dispatch.check_where(where, shape)
+    staged = layout.allocate(np.bool_)
+    np.copyto(staged, np.broadcast_to(mask, shape))
+    return np.ascontiguousarray(layout.view3(staged)).view(np.uint8)
+
+
+def _round_trip_scaled(op, host_inputs, mask, host_result, layout, scale, stream):
+    """_round_trip for the kernels of _kernels_scaled."""
+    cuda = _runtime.cuda
+    from . import _launch
+
+    s = _host_stream(stream)
+    device_inputs = tuple(cuda.to_device(a.reshape(-1), stream=s) for a in host_inputs)
+    device_mask = None if mask is None else cuda.to_device(mask.reshape(-1), stream=s)
+    if op == "logsumexp":
+        device_out = cuda.device_array(host_result.size, host_result.dtype, stream=s)
+    else:
+        device_out = device_inputs[0]  # in place
+    _launch.run_scaled(op, device_inputs, device_mask, device_out, scale, layout.outer, layout.n,
+                       layout.inner, s)
+    device_out.copy_to_host(host_result.reshape(-1), stream=s)
+    if s:
+        s.synchronize()
+
+
+def _scaled_host(op, x, axis, dtype, out, where, scale, stream):
+    x, axes, rdtype = _dispatch._prepare(x, axis, dtype)
+    if where is not None:
+        _dispatch.check_where(where, x.shape)
+    if out is not None:
+        _dispatch._check_out(out, x.shape, rdtype)
+    if x.ndim == 0:
+        o = None if out is None else out.reshape(1)
+        m = None if where is None else np.asarray(where).reshape(1)
+        result = _scaled_host(op, x.reshape(1), 0, rdtype, o, m, scale, stream)
+        return result.reshape(()) if out is None else out
+    if x.size == 0:
+        return out if out is not None else np.empty(x.shape, rdtype)
+    layout, result = _dispatch._result_layout(x, axes, out, rdtype)
+    result3 = layout.view3(result)
+    mask = None if where is None else _host_mask(where, x.shape, layout)
+    np.copyto(result, x, casting="unsafe")
+    _round_trip_scaled(op, (result3,), mask, result3, layout, scale, stream)
+    if out is not None and result is not out:
+        np.copyto(out, result)
+        return out
+    return result
+
+
+def _masked_logsumexp_host(x, axis, keepdims, where, stream):
+    x, axes, rdtype = _dispatch._prepare(x, axis, None)
+    _dispatch.check_where(where, x.shape)
+    if x.ndim == 0:
+        m = np.asarray(where).reshape(1)
+        return _masked_logsumexp_host(x.reshape(1), 0, False, m, stream).reshape(())
+    if x.size == 0:
+        return _dispatch.logsumexp(x, axes, keepdims)
+    layout = Layout.default(x.shape, axes)
+    x3 = _dispatch._staged(x, layout, rdtype)
+    result, result2 = layout.allocate_reduced(rdtype)
+    mask = _host_mask(where, x.shape, layout)
+    _round_trip_scaled("logsumexp", (np.ascontiguousarray(x3),), mask, result2, layout, 1.0,
+                       stream)
+    if keepdims:
+        result = np.expand_dims(result, axes)
+    return result
+
+
+def _scaled_backward_host(op, grad_output, output, axis, out, where, scale, stream):
+    g = _dispatch._as_array(grad_output, "grad_output")
+    y = _dispatch._as_array(output, "output")
+    if g.shape != y.shape:
+        raise ValueError(
+            f"grad_output has shape {g.shape} but output has shape {y.shape}; they must match"
+        )
+    rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
+                            _dtypes.result_dtype(y.dtype, "output"))
+    axes = _dispatch.normalize_axes(axis, g.ndim)
+    if where is not None:
+        _dispatch.check_where(where, g.shape)
+    if out is not None:
+        _dispatch._check_out(out, g.shape, rdtype)
+    if g.ndim == 0:
+        o = None if out is None else out.reshape(1)
+        m = None if where is None else np.asarray(where).reshape(1)
+        result = _scaled_backward_host(op, g.reshape(1), y.reshape(1), 0, o, m, scale, stream)
+        return result.reshape(()) if out is None else out
+    if g.size == 0:
+        return out if out is not None else np.empty(g.shape, rdtype)
+    layout, result = _dispatch._result_layout(g, axes, out, rdtype)
+    g3 = _dispatch._staged(g, layout, rdtype)
+    y3 = _dispatch._staged(y, layout, rdtype)
+    mask = None if where is None else _host_mask(where, g.shape, layout)
+    _round_trip_scaled(op, (g3, y3), mask, g3, layout, scale, stream)
+    np.copyto(layout.view3(result), g3)
     if out is not None and result is not out:
         np.copyto(out, result)
         return out

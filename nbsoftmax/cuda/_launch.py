@@ -170,6 +170,33 @@ def _build(kind, op, items, dtype):
     return compile_kernel(source, t.void(*args), launch_bounds=launch_bounds)
 
 
+def get_scaled_kernel(op, dtype, masked):
+    """The compiled kernel of ``_kernels_scaled`` for op on storage dtype, with or without a mask."""
+    key = ("scaled", op, masked, dtype)
+    kernel = _compiled.get(key)
+    if kernel is not None:
+        return kernel
+    with _compile_lock:
+        kernel = _compiled.get(key)
+        if kernel is None:
+            from . import _kernels_scaled as K
+
+            t = _types()
+            arr = _array_type(dtype)
+            mask = _array_type(np.dtype(np.uint8))
+            code = _ops.CODES[op]
+            if op in _ops.BACKWARD:
+                source = K.scaled_backward(code, _compute(dtype), masked)
+                args = (arr, arr, mask, arr)
+            else:
+                source = K.scaled_forward(code, _compute(dtype), masked)
+                args = (arr, mask, arr)
+            sig = t.void(*args, t.float64, t.int64, t.int64, t.int64)
+            kernel = compile_kernel(source, sig)
+            _compiled[key] = kernel
+    return kernel
+
+
 def get_copy_kernel(src_dtype, dst_dtype, ndim):
     """The compiled strided copy from src_dtype to dst_dtype for ndim-d arrays."""
     key = ("copy", src_dtype, dst_dtype, ndim)
@@ -296,6 +323,29 @@ def run(op, inputs, out, outer, n, inner, stream):
                 *inputs, out, partials, outer, n, chunk, chunks, _ops.STATS)
             _configure(kernel, apply_grid, block, stream)(
                 *inputs, out, partials, outer, n, chunk, chunks, _ops.APPLY)
+
+
+_NO_MASK = None
+
+
+def run_scaled(op, inputs, mask, out, scale, outer, n, inner, stream):
+    """Enqueue op of ``_kernels_scaled`` on flat device views: x * scale over the entries where
+    the flat uint8 ``mask`` is nonzero (None: all); a block per slice, grid-strided."""
+    global _NO_MASK
+    dtype = np.dtype(inputs[0].dtype)
+    masked = mask is not None
+    if not masked:
+        if _NO_MASK is None:
+            _NO_MASK = cuda.device_array(1, np.uint8)
+        mask = _NO_MASK
+    threads = min(_limits.max_threads, max(32, _round_up(n, 32)))
+    grid = min(outer * inner, 65_536)
+    kernel = get_scaled_kernel(op, dtype, masked)
+    if op in _ops.BACKWARD:
+        _configure(kernel, grid, threads, stream)(*inputs, mask, out, float(scale), outer, n, inner)
+    else:
+        _configure(kernel, grid, threads, stream)(inputs[0], mask, out, float(scale), outer, n,
+                                                  inner)
 
 
 def _dummy_partials():

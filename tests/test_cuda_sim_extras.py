@@ -1,0 +1,123 @@
+"""The GPU kernels of temperature= / where= / softmin (nbsoftmax.cuda._kernels_scaled) under
+numba's CUDA simulator, with the shrunk launch limits of test_cuda_sim.py (64-thread blocks,
+so rows of 150 elements stride over a block more than twice)."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+if "numba.cuda" not in sys.modules:  # as in test_cuda_sim.py
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+    import numba.core.config
+
+    numba.core.config.reload_config()
+cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+if not getattr(cuda, "FakeCUDAKernel", None):
+    pytest.skip("numba-cuda was imported without the simulator in this process "
+                "(run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_sim_extras.py)",
+                allow_module_level=True)
+
+import nbsoftmax  # noqa: E402
+from nbsoftmax.cuda import _launch  # noqa: E402
+
+from . import reference  # noqa: E402
+from .test_cuda_sim import SMALL, host  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def small_limits():
+    previous = _launch.set_limits(**SMALL)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(5e-4)
+    yield
+    sys.setswitchinterval(interval)
+    _launch.set_limits(**{f: getattr(previous, f) for f in previous.__dataclass_fields__})
+
+
+RTOL = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-13}
+# (shape, axis, mask shape): short rows, rows over two 64-thread strides, a non-last axis
+CASES = [((3, 5), -1, (3, 5)), ((2, 150), -1, (2, 150)), ((2, 9, 5), 1, (9, 1))]
+
+
+def _mask(rng, shape):
+    mask = rng.random(shape) < 0.6
+    mask[0] = False  # a fully masked slice (rows) / masked positions (columns)
+    return mask
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shape,axis,mshape", CASES)
+def test_forward(rng, dtype, shape, axis, mshape):
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    mask = _mask(rng, mshape)
+    rt = RTOL[dtype]
+    d, dm = cuda.to_device(x), cuda.to_device(mask)
+    got = nbsoftmax.softmax(d, axis, where=dm, temperature=0.5)
+    assert type(got) is type(d)
+    np.testing.assert_allclose(host(got), reference.softmax_where(x, axis, mask, 0.5), rtol=rt,
+                               atol=rt * 1e-3)
+    got = host(nbsoftmax.log_softmax(d, axis, where=dm))
+    np.testing.assert_allclose(got, reference.log_softmax_where(x, axis, mask), rtol=rt,
+                               atol=rt * 10)
+    got = host(nbsoftmax.logsumexp(d, axis, where=dm, keepdims=True))
+    np.testing.assert_allclose(got, reference.logsumexp_where(x, axis, mask, keepdims=True),
+                               rtol=rt)
+    got = host(nbsoftmax.softmin(d, axis, temperature=2.0))
+    np.testing.assert_allclose(got, reference.softmin(x, axis, temperature=2.0), rtol=rt,
+                               atol=rt * 1e-3)
+
+
+@pytest.mark.parametrize("shape,axis,mshape", CASES)
+def test_backward(rng, shape, axis, mshape):
+    x = rng.standard_normal(shape)
+    g = rng.standard_normal(shape)
+    mask = _mask(rng, mshape)
+    y = np.ascontiguousarray(reference.softmax_where(x, axis, mask, 2.0))
+    got = nbsoftmax.softmax_backward(cuda.to_device(g), cuda.to_device(y), axis,
+                                     where=cuda.to_device(mask), temperature=2.0)
+    np.testing.assert_allclose(host(got), reference.softmax_backward_where(g, y, axis, mask, 2.0),
+                               rtol=1e-12, atol=1e-15)
+    ly = np.ascontiguousarray(reference.log_softmax_where(x, axis, mask))
+    got = host(nbsoftmax.log_softmax_backward(cuda.to_device(g), cuda.to_device(ly), axis,
+                                              where=cuda.to_device(mask)))
+    np.testing.assert_allclose(got, reference.log_softmax_backward_where(g, ly, axis, mask),
+                               rtol=1e-12, atol=1e-15)
+    assert np.all(got[~np.broadcast_to(mask, shape)] == 0)
+
+
+def test_host_arrays_with_device_cuda(rng):
+    x = rng.standard_normal((4, 7))
+    mask = rng.random(7) < 0.5  # broadcast over rows
+    got = nbsoftmax.softmax(x, where=mask, temperature=3.0, device="cuda")
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_allclose(got, reference.softmax_where(x, -1, mask, 3.0), rtol=1e-13)
+    got = nbsoftmax.logsumexp(x, 0, where=mask, device="cuda")
+    np.testing.assert_allclose(got, reference.logsumexp_where(x, 0, mask), rtol=1e-13)
+    g = rng.standard_normal((4, 7))
+    y = reference.log_softmax_where(x, -1, mask)
+    got = nbsoftmax.log_softmax_backward(g, y, where=mask, temperature=3.0, device="cuda")
+    np.testing.assert_allclose(got, reference.log_softmax_backward_where(g, y, -1, mask, 3.0),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_issue_example_on_the_gpu():
+    x = cuda.to_device(np.array([36.0, 10000.0]))
+    m = cuda.to_device(np.array([True, False]))
+    y = nbsoftmax.softmax(x, where=m)
+    np.testing.assert_array_equal(host(y), [1.0, 0.0])
+    grad = host(nbsoftmax.softmax_backward(cuda.to_device(np.array([1.0, np.inf])), y, where=m))
+    assert grad[1] == 0.0 and np.isfinite(grad[0])
+
+
+def test_bad_device_mask(rng):
+    d = cuda.to_device(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="where has dtype"):
+        nbsoftmax.softmax(d, where=cuda.to_device(np.ones(3, np.int8)))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        nbsoftmax.softmax(d, where=cuda.to_device(np.ones(2, bool)))
+    with pytest.raises(TypeError, match="where is a host"):
+        nbsoftmax.softmax(d, where=np.ones(3, bool))
