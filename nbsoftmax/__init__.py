@@ -17,6 +17,7 @@ __all__ = [
     "log_softmax_backward",
     "logsumexp",
     "softmin",
+    "cross_entropy",
     "Softmax",
     "LogSoftmax",
     "precompile",
@@ -348,6 +349,84 @@ def softmin(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     """
     return _dispatch.scaled("softmax", x, axis, dtype, out, device, stream, where=where,
                             temperature=temperature, sign=-1.0)
+
+
+def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
+                  ignore_index=-100, weight=None, temperature=None, return_grad=False,
+                  device=None, stream=None):
+    """Cross-entropy of logits against class indices or class probabilities, fused.
+
+    Equals ``torch.nn.functional.cross_entropy`` with the same arguments (with ``axis`` the
+    class axis: torch's is 1, here the last by default), computed in one kernel pass per row
+    (log-sum-exp and the target's terms together) without materialising the log-softmax.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalised scores; dtypes as in `softmax`.
+    target : array_like
+        Integer class indices, of the logits' shape without ``axis``; or floating-point
+        class probabilities of the logits' shape.
+    axis : int, optional
+        The class axis (default: the last).
+    reduction : {"mean", "sum", "none"}, optional
+        "mean": the sum of the per-sample losses divided by the number of samples not
+        ignored (by their weight sum with ``weight`` and class indices); "none": one loss per
+        sample.
+    label_smoothing : float, optional
+        In [0, 1]: the target becomes ``(1 - label_smoothing) * target + label_smoothing / C``.
+    ignore_index : int, optional
+        Samples with this class index count neither in the loss nor in the mean.
+    weight : array_like, optional
+        One weight per class.
+    temperature : float, optional
+        Positive temperature ``T``: the loss of ``logits / T`` (gradient still with respect
+        to ``logits``).
+    return_grad : bool, optional
+        Also return the gradient of the loss (for "none": of the sum of the losses) with
+        respect to ``logits``, written directly by the kernel.
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute, as in `softmax`.
+    stream : optional
+        CUDA stream, as in `softmax`.
+
+    Returns
+    -------
+    loss : numpy scalar or numpy.ndarray
+        In the logits' result dtype; an array of the samples' shape for "none".
+    grad : numpy.ndarray
+        Only with ``return_grad=True``: of the logits' shape.
+
+    Raises
+    ------
+    ValueError
+        Bad ``reduction``, ``label_smoothing``, ``axis`` or shapes; class indices out of range.
+    TypeError
+        Unsupported dtypes of ``logits``, ``target`` or ``weight``.
+
+    Notes
+    -----
+    Nothing of the logits' size is allocated for the loss alone when the class axis is the
+    last one in memory (else the logits are staged once); with ``return_grad`` the gradient
+    is the only full-size allocation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import nbsoftmax
+    >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
+    >>> float(nbsoftmax.cross_entropy(logits, [0, 1]).round(4))
+    0.3185
+    >>> loss, grad = nbsoftmax.cross_entropy(logits, [0, 1], return_grad=True)
+    >>> grad.round(4)
+    array([[-0.1705,  0.1212,  0.0493],
+           [ 0.0543, -0.0988,  0.0445]])
+    >>> nbsoftmax.cross_entropy(logits, [0, -100], reduction="none", label_smoothing=0.1).round(4)
+    array([0.5137, 0.    ])
+    """
+    return _dispatch.cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index,
+                                   weight, temperature, return_grad, device, stream)
 
 
 def precompile(dtypes=("float32", "float64", "float16"), ops=None):

@@ -479,3 +479,107 @@ def scaled_backward(op, grad_output, output, axis, out, device=None, stream=None
         np.copyto(out, result)
         return out
     return result
+
+
+# ------------------------------------------------------------------ cross_entropy
+# One kernel pass per row of logits (nbsoftmax.cpu._xent): per-row losses (rows-sized) and,
+# with return_grad, the gradient written straight into the one full-size result. The class
+# axis is brought last in memory (Layout.rows); logits whose memory is not laid out so are
+# staged into the gradient array when there is one (then transformed in place), else into a
+# temporary copy. The reduction's denominator (count or weight sum of the kept targets) is
+# found from the targets first, so the kernel scales the gradient as it writes it.
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _class_weight(weight, n_classes):
+    if weight is None:
+        return None
+    w = _as_array(weight, "weight")
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"weight has unsupported dtype {w.dtype}; expected real numbers")
+    if w.shape != (n_classes,):
+        raise ValueError(f"weight has shape {w.shape}; expected ({n_classes},), one per class")
+    return np.ascontiguousarray(w, np.float64)
+
+
+def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index, weight,
+                  temperature, return_grad, device=None, stream=None):
+    if _on_gpu(device, logits, target, weight):
+        return _cuda_backend().cross_entropy(logits, target, axis, reduction, label_smoothing,
+                                             ignore_index, weight, temperature, return_grad,
+                                             device, stream)
+    x, axes, rdtype = _prepare(logits, axis, None)
+    if x.ndim == 0 or len(axes) != 1 or isinstance(axis, (tuple, list)) or axis is None:
+        raise ValueError(f"axis must be one class axis of the logits (of {x.ndim} dimensions), "
+                         f"not {axis!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0 and 1, not {label_smoothing!r}")
+    scale = temperature_scale(temperature)
+    (class_axis,) = axes
+    n_classes = x.shape[class_axis]
+    rest_shape = x.shape[:class_axis] + x.shape[class_axis + 1:]
+    w = _class_weight(weight, n_classes)
+    t = _as_array(target, "target")
+    if t.dtype.kind in "iu":
+        if t.shape != rest_shape:
+            raise ValueError(f"target has shape {t.shape}; class indices need the logits' shape "
+                             f"without the class axis, {rest_shape}")
+        t_rows = np.ascontiguousarray(t, np.int64).reshape(-1)
+        keep = t_rows != ignore_index
+        kept = t_rows[keep]
+        if kept.size and (kept.min() < 0 or kept.max() >= n_classes):
+            raise ValueError(f"target has class indices outside [0, {n_classes}) other than "
+                             f"ignore_index={ignore_index}")
+        denominator = kept.size if w is None else w[kept].sum()
+    elif t.dtype.kind == "f":
+        if t.shape != x.shape:
+            raise ValueError(f"target has shape {t.shape}; class probabilities need the "
+                             f"logits' shape {x.shape}")
+        t_rows = None
+        denominator = int(np.prod(rest_shape))
+    else:
+        raise TypeError(f"target has unsupported dtype {t.dtype}; expected integer class "
+                        "indices or floating-point class probabilities")
+    rows = int(np.prod(rest_shape))
+    grad = None
+    layout = Layout.rows(x.shape, axes)
+    if return_grad:
+        grad = layout.allocate(rdtype)
+    if rows and n_classes:
+        x3 = _readable_view(x, layout, rdtype, None)
+        if x3 is None:
+            if grad is not None:
+                _cast_copy(grad, x)
+                x3 = layout.view3(grad)
+            else:
+                x3 = _staged(x, layout, rdtype)
+        if t_rows is None:
+            target2 = _readable_view(t, layout, rdtype, grad)
+            if target2 is None:
+                target2 = _staged(t, layout, rdtype)
+            target2 = _kernel_form(target2)
+        else:
+            target2 = t_rows
+        r = 1.0
+        if reduction == "mean":
+            r = 1.0 / denominator if denominator else np.nan
+        wsum = float(n_classes) if w is None else float(w.sum())
+        losses = np.empty(rows, np.float64)
+        _cpu_backend().run_xent(_kernel_form(x3), target2, w, wsum, scale, eps,
+                                int(ignore_index), r, losses,
+                                None if grad is None else _kernel_form(layout.view3(grad)))
+    else:
+        losses = np.zeros(rows, np.float64)
+        if grad is not None:
+            grad[...] = 0
+    if reduction == "none":
+        loss = losses.reshape(rest_shape).astype(rdtype)
+    elif reduction == "sum" or denominator:
+        loss = rdtype.type(losses.sum())
+    else:
+        loss = rdtype.type(np.nan)  # mean over no kept samples: 0 / 0, as torch
+    return (loss, grad) if return_grad else loss

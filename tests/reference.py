@@ -48,6 +48,7 @@ __all__ = [
     "softmax_backward_where",
     "log_softmax_backward_where",
     "softmin",
+    "cross_entropy",
     "reduced_axes",
     "LAYOUTS",
     "WRITABLE_LAYOUTS",
@@ -237,6 +238,48 @@ def softmin(x, axis=-1, where=None, temperature=1.0):
     """softmax(-x / temperature), as torch.nn.Softmin."""
     with np.errstate(all="ignore"):
         return softmax_where(-_as(x, np.float64), axis, where, temperature)
+
+
+def cross_entropy(logits, target, axis=-1, reduction="mean", label_smoothing=0.0,
+                  ignore_index=-100, weight=None, temperature=1.0):
+    """(loss, d loss / d logits) in float64, with torch.nn.functional.cross_entropy's
+    semantics (checked against torch in tests/test_oracles.py when it is installed).
+
+    Every sample's loss is ``-sum_c coef[c] * log_softmax(x / T)[c]`` with ``coef`` the
+    weighted (smoothed) target; its gradient is ``(softmax * sum(coef) - coef) / T``. "mean"
+    divides by the kept samples' count (class indices: their weight sum); "none" gives the
+    gradient of the sum of the losses.
+    """
+    x = np.moveaxis(_as(logits, np.float64), axis, -1) / temperature
+    n_classes = x.shape[-1]
+    w = np.ones(n_classes) if weight is None else np.asarray(weight, np.float64)
+    eps = label_smoothing
+    t = np.asarray(target)
+    if t.dtype.kind in "iu":
+        keep = t != ignore_index
+        onehot = np.zeros(x.shape)
+        np.put_along_axis(onehot, np.where(keep, t, 0)[..., None], 1.0, axis=-1)
+        coef = (1 - eps) * onehot * w + eps / n_classes * w
+        coef = np.where(keep[..., None], coef, 0.0)
+        denominator = np.sum(np.where(keep, w[np.where(keep, t, 0)], 0.0))
+    else:
+        q = (1 - eps) * np.moveaxis(t.astype(np.float64), axis, -1) + eps / n_classes
+        coef = q * w
+        denominator = float(np.prod(x.shape[:-1]))
+    with np.errstate(all="ignore"):
+        logp = scipy.special.log_softmax(x, axis=-1) if x.size else x
+        losses = -np.sum(coef * np.where(coef != 0, logp, 0.0), axis=-1)
+        grad = scipy.special.softmax(x, axis=-1) * coef.sum(-1, keepdims=True) - coef \
+            if x.size else x
+        grad = grad / temperature
+        if reduction == "mean":
+            loss = losses.sum() / denominator
+            grad = grad / denominator
+        elif reduction == "sum":
+            loss = losses.sum()
+        else:
+            loss = losses
+    return loss, np.moveaxis(grad, -1, axis)
 
 
 # ------------------------------------------------------------------ np.longdouble ("exact")

@@ -70,3 +70,33 @@ def test_jax_where():
         got = bw(g, ref(x, -1, m), -1, m)
         np.testing.assert_allclose(got, np.where(m, want, 0.0), rtol=1e-12, atol=1e-15)
         assert np.all(got[~m] == 0) and np.all(np.isfinite(got))
+
+
+@pytest.mark.parametrize("probs", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", [dict(), dict(label_smoothing=0.2), dict(weight=True),
+                                     dict(weight=True, label_smoothing=0.1, ignore_index=1),
+                                     dict(temperature=2.0)])
+def test_torch_cross_entropy(probs, reduction, options):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5, 3))  # torch's class axis 1
+    if probs:
+        t = rng.random((4, 5, 3))
+        t /= t.sum(1, keepdims=True)
+        options = {k: v for k, v in options.items() if k != "ignore_index"}
+    else:
+        t = rng.integers(0, 5, (4, 3))
+    kwargs = dict(options)
+    if kwargs.get("weight"):
+        kwargs["weight"] = rng.random(5) + 0.5
+    temperature = kwargs.pop("temperature", 1.0)
+    tx = torch.from_numpy(x).requires_grad_()
+    torch_kwargs = {k: torch.from_numpy(v) if k == "weight" else v for k, v in kwargs.items()}
+    want = F.cross_entropy(tx / temperature, torch.from_numpy(t), reduction=reduction,
+                           **torch_kwargs)
+    want.sum().backward()
+    loss, grad = reference.cross_entropy(x, t, 1, reduction, temperature=temperature, **kwargs)
+    np.testing.assert_allclose(loss, want.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-12, atol=1e-15)

@@ -184,6 +184,55 @@ def run_scaled(op, inputs, mask, scale, out):
     get_kernel(op, layout, first.dtype, parallel)(*inputs, mask, float(scale), out)
 
 
+def _xent_kernel(kind, storage, weighted, with_grad, parallel):
+    key = ("xent", kind, storage, weighted, with_grad, parallel)
+    kernel = _compiled.get(key)
+    if kernel is None:
+        with _compile_lock:
+            kernel = _compiled.get(key)
+            if kernel is None:
+                source = getattr(_drivers, f"xent_{kind}_{'parallel' if parallel else 'serial'}")
+                st = _STORAGE_TYPES[np.dtype(storage)]
+                ro = types.Array(st, 2, "C", readonly=True)
+                f64 = types.float64
+                weight = types.Array(f64, 1, "C", readonly=True) if weighted else types.none
+                grad = types.Array(st, 2, "C") if with_grad else types.none
+                loss = types.Array(f64, 1, "C")
+                if kind == "index":
+                    target = types.Array(types.int64, 1, "C", readonly=True)
+                    sig = types.void(ro, target, weight, f64, f64, f64, types.int64, f64, loss,
+                                     grad)
+                else:
+                    sig = types.void(ro, ro, weight, f64, f64, f64, loss, grad)
+                options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
+                           if k in source.targetoptions}
+                kernel = _cache.attach(numba.njit(**options)(source.py_func))
+                kernel.compile(sig)
+                kernel.disable_compile()
+                _compiled[key] = kernel
+    return kernel
+
+
+def run_xent(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
+    """Per-row cross-entropy of (rows, C) storage x against int64 class indices (rows,) or
+    class probabilities (rows, C) of x's storage dtype; writes loss (float64 (rows,)) and grad
+    ((rows, C) or None). See ``_xent``."""
+    kind = "index" if target.ndim == 1 else "probs"
+    args = ((x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad) if kind == "index"
+            else (x, target, weight, scale, eps, r, loss, grad))
+    weighted, with_grad = weight is not None, grad is not None
+    if _use_parallel(x.shape[0], x.size):
+        mode = _threading.parallel_mode()  # the policy of _ParallelKernel
+        if mode is _threading.FREE:
+            return _xent_kernel(kind, x.dtype, weighted, with_grad, True)(*args)
+        if mode is _threading.EXCLUSIVE and _threading.parallel_lock.acquire(blocking=False):
+            try:
+                return _xent_kernel(kind, x.dtype, weighted, with_grad, True)(*args)
+            finally:
+                _threading.parallel_lock.release()
+    _xent_kernel(kind, x.dtype, weighted, with_grad, False)(*args)
+
+
 def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
                layouts=("rows", "short", "columns", "split"), parallel=(False, True)):
     """Compile (or load from the on-disk cache) the given kernel variants now."""

@@ -18,6 +18,7 @@ from numba import njit, prange
 
 from . import _columns as C
 from . import _scaled as Sc
+from . import _xent as X
 from . import _short as Sh
 from . import _slices as S
 from ._math import store, to_compute
@@ -435,3 +436,36 @@ def log_softmax_backward_scaled_parallel(g, y, mask, scale, out):
     sc = to_compute(g, scale)
     for i in prange(g.shape[0]):
         Sc.log_softmax_backward_row(g, y, mask, out, i, sc)
+
+
+# ---------------------------------------------------------------- cross-entropy rows
+# One loss per row into loss (float64); grad (rows, C) or None for the loss alone; weight
+# (C,) float64 or None. See _xent.
+
+
+@njit(error_model="numpy")
+def xent_index_serial(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        loss[i] = X.index_row(x, target, weight, wsum, i, sc, eps, ignore_index, r, grad)
+
+
+@njit(parallel=True, error_model="numpy")
+def xent_index_parallel(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        loss[i] = X.index_row(x, target, weight, wsum, i, sc, eps, ignore_index, r, grad)
+
+
+@njit(error_model="numpy")
+def xent_probs_serial(x, target, weight, scale, eps, r, loss, grad):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        loss[i] = X.probs_row(x, target, weight, i, sc, eps, r, grad)
+
+
+@njit(parallel=True, error_model="numpy")
+def xent_probs_parallel(x, target, weight, scale, eps, r, loss, grad):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        loss[i] = X.probs_row(x, target, weight, i, sc, eps, r, grad)
