@@ -171,6 +171,57 @@ def peer_calls(op, axis, inputs, threads=None, peers=None):
     return calls
 
 
+# --------------------------------------------------- cross-entropy (forward + backward)
+# Least traffic: the logits read once and the gradient written once (2 x their bytes).
+
+
+def xent_inputs(rows, classes, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((rows, classes), np.float32) * 3).astype(dtype)
+    return logits, rng.integers(0, classes, rows)
+
+
+def xent_peer_calls(logits, target, threads=None, peers=None):
+    """{name: zero-argument callable} computing the mean cross-entropy and its gradient with
+    respect to the logits, for nbsoftmax and each importable peer."""
+    import numba
+
+    import nbsoftmax
+
+    threads = threads or numba.get_num_threads()
+    rows = np.arange(logits.shape[0])
+
+    def numpy_xent():
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        lse = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        logp = shifted - lse
+        grad = np.exp(logp)
+        grad[rows, target] -= 1
+        return -logp[rows, target].mean(), grad / len(rows)
+
+    calls = {"nbsoftmax": lambda: nbsoftmax.cross_entropy(logits, target, return_grad=True),
+             "numpy": numpy_xent}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+        tl = torch.from_numpy(logits)
+        tt = torch.from_numpy(target)
+
+        def torch_xent():
+            x = tl.detach().requires_grad_()
+            loss = torch.nn.functional.cross_entropy(x, tt)
+            loss.backward()
+            return loss, x.grad
+
+        calls["torch"] = torch_xent
+    if peers is not None:
+        calls = {k: v for k, v in calls.items() if k.startswith("nbsoftmax") or k in peers}
+    return calls
+
+
 def reference(op, axis, inputs):
     """float64 result to measure nbsoftmax's error against (SciPy where it has the op)."""
     as64 = [np.asarray(a, np.float64) for a in inputs]

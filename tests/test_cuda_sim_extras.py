@@ -1,4 +1,5 @@
-"""The GPU kernels of temperature= / where= / softmin (nbsoftmax.cuda._kernels_scaled) under
+"""The GPU kernels of temperature= / where= / softmin (nbsoftmax.cuda._kernels_scaled) and of
+cross_entropy (nbsoftmax.cuda._kernels_xent) under
 numba's CUDA simulator, with the shrunk launch limits of test_cuda_sim.py (64-thread blocks,
 so rows of 150 elements stride over a block more than twice)."""
 
@@ -121,3 +122,52 @@ def test_bad_device_mask(rng):
         nbsoftmax.softmax(d, where=cuda.to_device(np.ones(2, bool)))
     with pytest.raises(TypeError, match="where is a host"):
         nbsoftmax.softmax(d, where=np.ones(3, bool))
+
+
+# ------------------------------------------------------------------ cross_entropy
+
+
+@pytest.mark.parametrize("shape,axis", [((4, 70), -1), ((3, 5, 2), 1)])
+@pytest.mark.parametrize("probs", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy(rng, shape, axis, probs, reduction):
+    x = rng.standard_normal(shape)
+    n = shape[axis]
+    rest = tuple(s for a, s in enumerate(shape) if a != axis % len(shape))
+    if probs:
+        t = rng.random(shape)
+        t /= t.sum(axis, keepdims=True)
+    else:
+        t = rng.integers(0, n, rest)
+        t.flat[0] = -100
+    w = rng.random(n) + 0.5
+    kw = dict(label_smoothing=0.1, temperature=2.0)
+    want_loss, want_grad = reference.cross_entropy(x, t, axis, reduction, weight=w, **kw)
+    loss, grad = nbsoftmax.cross_entropy(cuda.to_device(x), cuda.to_device(t), axis,
+                                         reduction=reduction, weight=cuda.to_device(w),
+                                         return_grad=True, **kw)
+    np.testing.assert_allclose(host(loss), want_loss, rtol=1e-12)
+    np.testing.assert_allclose(host(grad), want_grad, rtol=1e-11, atol=1e-16)
+    loss = nbsoftmax.cross_entropy(x, t, axis, reduction=reduction, device="cuda")
+    np.testing.assert_allclose(loss, reference.cross_entropy(x, t, axis, reduction)[0],
+                               rtol=1e-12)
+
+
+def test_cross_entropy_float32_and_edge_cases(rng):
+    x = rng.standard_normal((3, 9)).astype(np.float32)
+    t = rng.integers(0, 9, 3)
+    loss, grad = nbsoftmax.cross_entropy(cuda.to_device(x), cuda.to_device(t), return_grad=True)
+    assert host(loss).dtype == np.float32
+    want_loss, want_grad = reference.cross_entropy(x, t)
+    np.testing.assert_allclose(host(loss), want_loss, rtol=1e-5)
+    np.testing.assert_allclose(host(grad), want_grad, rtol=1e-4, atol=1e-7)
+    # everything ignored: mean is 0 / 0 = NaN, gradient 0; a bad index on the device: NaN
+    loss, grad = nbsoftmax.cross_entropy(cuda.to_device(x), cuda.to_device(np.full(3, -100)),
+                                         return_grad=True)
+    assert np.isnan(host(loss)) and np.all(host(grad) == 0)
+    assert np.isnan(host(nbsoftmax.cross_entropy(cuda.to_device(x),
+                                                 cuda.to_device(np.array([0, 9, 1])))))
+    with pytest.raises(ValueError, match="outside"):
+        nbsoftmax.cross_entropy(x, np.array([0, 9, 1]), device="cuda")
+    with pytest.raises(ValueError, match="target has shape"):
+        nbsoftmax.cross_entropy(cuda.to_device(x), cuda.to_device(np.zeros(2, np.int64)))

@@ -15,8 +15,8 @@ reductions), ``_runtime`` (numba-cuda import and device facts).
 
 from . import _api
 
-# temperature= / where= calls (nbsoftmax._dispatch.scaled and friends route here)
-from ._api import masked_logsumexp, scaled, scaled_backward  # noqa: E402,F401
+# temperature= / where= calls and cross_entropy (nbsoftmax._dispatch routes them here)
+from ._api import cross_entropy, masked_logsumexp, scaled, scaled_backward  # noqa: E402,F401
 
 __all__ = [
     "softmax",

@@ -584,3 +584,135 @@ def _scaled_backward_host(op, grad_output, output, axis, out, where, scale, stre
         np.copyto(out, result)
         return out
     return result
+
+
+# ------------------------------------------------------------------ cross_entropy
+
+
+def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index, weight,
+                  temperature, return_grad, device, stream):
+    """`nbsoftmax.cross_entropy` on the GPU (``_kernels_xent``): results of the logits' kind
+    (a 0-d device array for "mean"/"sum"), or NumPy for host input with device="cuda"."""
+    named = (("logits", logits), ("target", target), ("weight", weight))
+    if _start(device, named):
+        return _cross_entropy_device(logits, target, axis, reduction, label_smoothing,
+                                     ignore_index, weight, temperature, return_grad, stream)
+    # host arrays: the CPU path's checks, then the device path on copies, results copied back
+    cuda = _runtime.cuda
+    x = _dispatch._as_array(logits, "logits")
+    t = _dispatch._as_array(target, "target")
+    _dispatch._prepare(x, axis, None)
+    if t.dtype.kind in "iu" and t.size:
+        # the CPU path's range check (the kernels can only flag a bad index with NaN)
+        kept = t[t != ignore_index]
+        n_classes = x.shape[_dispatch.normalize_axes(axis, x.ndim)[0]] if x.ndim else 0
+        if kept.size and (kept.min() < 0 or kept.max() >= n_classes):
+            raise ValueError(f"target has class indices outside [0, {n_classes}) other than "
+                             f"ignore_index={ignore_index}")
+    w = None if weight is None else cuda.to_device(_dispatch._as_array(weight, "weight"))
+    result = _cross_entropy_device(
+        cuda.to_device(np.ascontiguousarray(x)), cuda.to_device(np.ascontiguousarray(t)),
+        axis, reduction, label_smoothing, ignore_index, w, temperature, return_grad, stream)
+    if return_grad:
+        loss, grad = result
+        return _to_host(loss, reduction), grad.copy_to_host()
+    return _to_host(result, reduction)
+
+
+def _to_host(loss, reduction):
+    value = loss.copy_to_host()
+    return value if reduction == "none" else value[()]
+
+
+def _cross_entropy_device(logits, target, axis, reduction, label_smoothing, ignore_index, weight,
+                          temperature, return_grad, stream):
+    from . import _arrays, _launch
+    from . import _kernels_xent as K
+    from ._arrays import c_strides
+
+    xd = _arrays.describe(logits, "logits")
+    td = _arrays.describe(target, "target")
+    wd = None if weight is None else _arrays.describe(weight, "weight")
+    rdtype = _result_dtype(xd.dtype, None, "logits")
+    ndim = len(xd.shape)
+    axes = _dispatch.normalize_axes(axis, ndim)
+    if ndim == 0 or len(axes) != 1 or isinstance(axis, (tuple, list)) or axis is None:
+        raise ValueError(f"axis must be one class axis of the logits (of {ndim} dimensions), "
+                         f"not {axis!r}")
+    if reduction not in _dispatch._REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_dispatch._REDUCTIONS}, not {reduction!r}")
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0 and 1, not {label_smoothing!r}")
+    scale = _dispatch.temperature_scale(temperature)
+    (class_axis,) = axes
+    n = xd.shape[class_axis]
+    rest = xd.shape[:class_axis] + xd.shape[class_axis + 1:]
+    rows = int(np.prod(rest, dtype=np.int64))
+    probs = td.dtype.kind == "f"
+    if td.dtype.kind in "iu":
+        if td.shape != rest:
+            raise ValueError(f"target has shape {td.shape}; class indices need the logits' shape "
+                             f"without the class axis, {rest}")
+    elif probs:
+        if td.shape != xd.shape:
+            raise ValueError(f"target has shape {td.shape}; class probabilities need the "
+                             f"logits' shape {xd.shape}")
+    else:
+        raise TypeError(f"target has unsupported dtype {td.dtype}; expected integer class "
+                        "indices or floating-point class probabilities")
+    if wd is not None:
+        if wd.dtype.kind not in "biuf":
+            raise TypeError(f"weight has unsupported dtype {wd.dtype}; expected real numbers")
+        if wd.shape != (n,):
+            raise ValueError(f"weight has shape {wd.shape}; expected ({n},), one per class")
+    s = _arrays.call_stream(stream, tuple(d for d in (xd, td, wd) if d is not None))
+    # class axis last: dense strides of that order (Layout.rows)
+    order = [a for a in range(ndim) if a != class_axis] + [class_axis]
+    row_strides = tuple(_c_strides(xd.shape, order, rdtype.itemsize))
+    size = xd.size
+    grad = gflat = None
+    if return_grad:
+        grad, gflat = _arrays.allocate(xd, xd.shape, row_strides, rdtype, s)
+    loss_shape = rest if reduction == "none" else ()
+    loss, _ = _arrays.allocate(xd, loss_shape, c_strides(loss_shape, rdtype.itemsize), rdtype, s)
+    ld = _arrays.describe(loss, "loss")
+
+    def staged(d, obj, dtype, strides, into=None):
+        if d.dtype == dtype and d.strides == strides:  # dense in that order: read in place
+            return _arrays.flat_view(d.ptr, d.size, dtype, obj)
+        buf = into if into is not None else _arrays.temporary((d.size,), dtype, s)
+        _copy(d, buf, strides, s)
+        return buf
+
+    if rows and n:
+        x_flat = staged(xd, logits, rdtype, row_strides, gflat)
+        if probs:
+            t_flat = staged(td, target, rdtype, row_strides)
+        else:
+            t_flat = staged(td, target, np.dtype(np.int64), c_strides(rest, 8))
+        w_flat = None if wd is None else staged(wd, weight, np.dtype(np.float64), (8,))
+        if reduction != "mean":
+            mode = K.FACTOR_ONE
+        else:
+            mode = K.FACTOR_ROWS if probs else K.FACTOR_WEIGHTS
+        losses = _arrays.temporary((rows,), np.dtype(np.float64), s)
+        factor = _arrays.temporary((2,), np.dtype(np.float64), s)
+        total = None
+        if reduction != "none":
+            total = _arrays.flat_view(ld.ptr, 1, rdtype, loss)
+        _launch.run_cross_entropy(x_flat, t_flat, w_flat, gflat, losses, factor, total, rows, n,
+                                  scale, eps, int(ignore_index), mode, s)
+        if reduction == "none":
+            src = _arrays.Described(losses, "numba", rest, c_strides(rest, 8),
+                                    np.dtype(np.float64), _arrays.describe(losses, "l").ptr,
+                                    True, None)
+            _copy(src, _arrays.flat_view(ld.ptr, rows, rdtype, loss), ld.strides, s)
+    else:  # no samples or no classes: zeros; a mean over nothing is 0 / 0
+        host = np.full(loss_shape, np.nan if reduction == "mean" else 0.0, rdtype)
+        if host.size:
+            _arrays.flat_view(ld.ptr, host.size, rdtype, loss).copy_to_device(
+                host.reshape(-1), stream=s)
+        if gflat is not None and size:
+            gflat.copy_to_device(np.zeros(size, rdtype), stream=s)
+    return (loss, grad) if return_grad else loss

@@ -197,6 +197,69 @@ def get_scaled_kernel(op, dtype, masked):
     return kernel
 
 
+def _get_xent_kernel(name, dtype, probs, weighted, with_grad):
+    key = ("xent", name, dtype, probs, weighted, with_grad)
+    kernel = _compiled.get(key)
+    if kernel is not None:
+        return kernel
+    with _compile_lock:
+        kernel = _compiled.get(key)
+        if kernel is None:
+            from . import _kernels_xent as K
+
+            t = _types()
+            arr = _array_type(dtype)
+            f64 = _array_type(np.dtype(np.float64))
+            index = _array_type(np.dtype(np.int64))
+            if name == "denominator":
+                source = K.denominator(weighted)
+                sig = t.void(index, f64, f64, t.int64, t.int64, t.int64, t.int64)
+            elif name == "rows":
+                source = K.rows_kernel(_compute(dtype), probs, weighted, with_grad)
+                sig = t.void(arr, arr if probs else index, f64, f64, f64, arr, t.int64, t.int64,
+                             t.float64, t.float64, t.int64)
+            else:
+                source = K.total_kernel()
+                sig = t.void(f64, f64, arr, t.int64)
+            kernel = compile_kernel(source, sig)
+            _compiled[key] = kernel
+    return kernel
+
+
+def run_cross_entropy(x, target, weight, grad, losses, factor, total, rows, n, scale, eps,
+                      ignore_index, factor_mode, stream):
+    """Enqueue the three cross-entropy launches of ``_kernels_xent`` on flat device views:
+    per-row losses into ``losses`` (float64), the gradient into ``grad`` (or None), and their
+    sum into ``total[0]`` (or None for reduction "none")."""
+    dtype = np.dtype(x.dtype)
+    probs = np.dtype(target.dtype) != np.int64
+    weighted = weight is not None
+    dummy = _dummy_partials()
+    threads = _limits.max_threads
+    kernel = _get_xent_kernel("denominator", dtype, probs, weighted, False)
+    _configure(kernel, 1, threads, stream)(_dummy_index() if probs else target,
+                                           weight if weighted else dummy, factor, rows, n,
+                                           ignore_index, factor_mode)
+    with_grad = grad is not None
+    kernel = _get_xent_kernel("rows", dtype, probs, weighted, with_grad)
+    _configure(kernel, min(rows, 65_536), min(_limits.max_threads, max(32, _round_up(n, 32))),
+               stream)(x, target, weight if weighted else dummy, factor, losses,
+                       grad if with_grad else x, rows, n, scale, eps, ignore_index)
+    if total is not None:
+        kernel = _get_xent_kernel("total", dtype, False, False, False)
+        _configure(kernel, 1, threads, stream)(losses, factor, total, rows)
+
+
+_NO_INDEX = None
+
+
+def _dummy_index():
+    global _NO_INDEX
+    if _NO_INDEX is None:
+        _NO_INDEX = cuda.device_array(1, np.int64)
+    return _NO_INDEX
+
+
 def get_copy_kernel(src_dtype, dst_dtype, ndim):
     """The compiled strided copy from src_dtype to dst_dtype for ndim-d arrays."""
     key = ("copy", src_dtype, dst_dtype, ndim)
