@@ -18,6 +18,7 @@ __all__ = [
     "logsumexp",
     "softmin",
     "cross_entropy",
+    "softmax_topk",
     "Softmax",
     "LogSoftmax",
     "precompile",
@@ -427,6 +428,54 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     """
     return _dispatch.cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index,
                                    weight, temperature, return_grad, device, stream)
+
+
+def softmax_topk(x, k, axis=-1, *, device=None, stream=None):
+    """The k most likely entries of each slice's softmax, without writing the full softmax.
+
+    One pass over each slice: an online normaliser (running max and sum of exponentials)
+    and a sorted buffer of the k best entries, as Milakov & Gimelshein's fused softmax+top-k.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; dtypes as in `softmax`.
+    k : int
+        How many entries per slice, between 1 and the slice length.
+    axis : int, optional
+        The softmax axis (default: the last).
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute, as in `softmax`.
+    stream : optional
+        CUDA stream, as in `softmax`.
+
+    Returns
+    -------
+    probabilities : numpy.ndarray
+        ``softmax(x, axis)`` at the chosen entries, sorted descending along ``axis``
+        (x's shape with ``k`` along ``axis``), in the result dtype of `softmax`.
+    indices : numpy.ndarray of int64
+        Their positions along ``axis``; equal values are ordered by lower index first.
+
+    Raises
+    ------
+    ValueError
+        ``k`` out of range; ``axis`` not a single axis.
+
+    Notes
+    -----
+    A slice whose softmax is NaN (a NaN or +inf in it, or only -inf) gives NaN
+    probabilities at indices ``0..k-1``.
+
+    Examples
+    --------
+    >>> import nbsoftmax
+    >>> p, i = nbsoftmax.softmax_topk([1.0, 3.0, 2.0, 3.0], 3)
+    >>> p.round(4), i
+    (array([0.3995, 0.3995, 0.147 ]), array([1, 3, 2]))
+    """
+    return _dispatch.softmax_topk(x, k, axis, device, stream)
 
 
 def precompile(dtypes=("float32", "float64", "float16"), ops=None):

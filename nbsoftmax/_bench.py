@@ -222,6 +222,41 @@ def xent_peer_calls(logits, target, threads=None, peers=None):
     return calls
 
 
+# ------------------------------------------------------------------------- softmax top-k
+# Least traffic: the input read once (the k results are negligible).
+
+
+def topk_peer_calls(x, k, threads=None, peers=None):
+    """{name: zero-argument callable} giving the k most likely entries of each row's softmax
+    and their indices, for nbsoftmax and each importable peer."""
+    import numba
+
+    import nbsoftmax
+
+    threads = threads or numba.get_num_threads()
+
+    def numpy_topk():  # softmax of the whole row, then argpartition and a sort of the k
+        p = np.exp(x - x.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        part = np.argpartition(-p, k - 1, axis=-1)[:, :k]
+        vals = np.take_along_axis(p, part, axis=-1)
+        order = np.argsort(-vals, axis=-1, kind="stable")
+        return np.take_along_axis(vals, order, -1), np.take_along_axis(part, order, -1)
+
+    calls = {"nbsoftmax": lambda: nbsoftmax.softmax_topk(x, k), "numpy": numpy_topk}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+        t = torch.from_numpy(x)
+        calls["torch"] = lambda: torch.topk(torch.softmax(t, -1), k, -1)
+    if peers is not None:
+        calls = {k_: v for k_, v in calls.items() if k_.startswith("nbsoftmax") or k_ in peers}
+    return calls
+
+
 def reference(op, axis, inputs):
     """float64 result to measure nbsoftmax's error against (SciPy where it has the op)."""
     as64 = [np.asarray(a, np.float64) for a in inputs]

@@ -583,3 +583,50 @@ def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index
     else:
         loss = rdtype.type(np.nan)  # mean over no kept samples: 0 / 0, as torch
     return (loss, grad) if return_grad else loss
+
+
+# ------------------------------------------------------------------ softmax_topk
+# nbsoftmax.cpu._topk: one pass per row (online normaliser + sorted insertion buffer). The
+# softmax axis is brought last in memory (Layout.rows): x is read in place when its memory
+# is laid out so, else staged once (a temporary of x's size: the results are only k wide).
+
+
+def _topk_k(k, n):
+    if isinstance(k, (bool, np.bool_)):
+        raise TypeError(f"k must be an int, not {k!r}")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an int, not {k!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k} must be between 1 and the slice length {n}")
+    return k
+
+
+def _topk_axis(axis, ndim):
+    if ndim == 0 or isinstance(axis, (tuple, list)) or axis is None:
+        raise ValueError(f"axis must be one axis of the input (of {ndim} dimensions), "
+                         f"not {axis!r}")
+    return normalize_axes(axis, ndim)
+
+
+def softmax_topk(x, k, axis, device=None, stream=None):
+    if _on_gpu(device, x):
+        return _cuda_backend().softmax_topk(x, k, axis, device, stream)
+    x, _, rdtype = _prepare(x, None if np.ndim(x) == 0 else 0, None)
+    axes = _topk_axis(axis, x.ndim)
+    (a,) = axes
+    k = _topk_k(k, x.shape[a])
+    rest = x.shape[:a] + x.shape[a + 1:]
+    rows = int(np.prod(rest))
+    probs = np.empty((rows, k), rdtype)
+    idx = np.empty((rows, k), np.int64)
+    if rows:
+        layout = Layout.rows(x.shape, axes)
+        x3 = _readable_view(x, layout, rdtype, None)
+        if x3 is None:
+            x3 = _staged(x, layout, rdtype)
+        _cpu_backend().run_topk(_kernel_form(x3), k, _dtypes.storage_view(probs), idx)
+    probs = np.moveaxis(probs.reshape(rest + (k,)), -1, a)
+    idx = np.moveaxis(idx.reshape(rest + (k,)), -1, a)
+    return probs, idx

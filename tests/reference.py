@@ -49,6 +49,7 @@ __all__ = [
     "log_softmax_backward_where",
     "softmin",
     "cross_entropy",
+    "softmax_topk",
     "reduced_axes",
     "LAYOUTS",
     "WRITABLE_LAYOUTS",
@@ -280,6 +281,18 @@ def cross_entropy(logits, target, axis=-1, reduction="mean", label_smoothing=0.0
         else:
             loss = losses
     return loss, np.moveaxis(grad, -1, axis)
+
+
+def softmax_topk(x, k, axis=-1):
+    """(probabilities, indices) of the k largest softmax entries along axis, by a full stable
+    sort on -x (ties: lower index first); NaN softmax slices give indices 0..k-1."""
+    x = np.moveaxis(_as(x, np.float64), axis, -1)
+    p = softmax(x, -1)
+    bad = np.isnan(p).any(axis=-1, keepdims=True) if x.size else np.zeros(x.shape[:-1] + (1,), bool)
+    order = np.argsort(-np.where(bad, 0.0, x), axis=-1, kind="stable")[..., :k]
+    order = np.where(bad, np.arange(k), order)
+    probs = np.take_along_axis(p, order, axis=-1)
+    return np.moveaxis(probs, -1, axis), np.moveaxis(order, -1, axis)
 
 
 # ------------------------------------------------------------------ np.longdouble ("exact")

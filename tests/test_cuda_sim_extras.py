@@ -1,5 +1,5 @@
 """The GPU kernels of temperature= / where= / softmin (nbsoftmax.cuda._kernels_scaled) and of
-cross_entropy (nbsoftmax.cuda._kernels_xent) under
+cross_entropy (nbsoftmax.cuda._kernels_xent) and softmax_topk (nbsoftmax.cuda._kernels_topk) under
 numba's CUDA simulator, with the shrunk launch limits of test_cuda_sim.py (64-thread blocks,
 so rows of 150 elements stride over a block more than twice)."""
 
@@ -171,3 +171,30 @@ def test_cross_entropy_float32_and_edge_cases(rng):
         nbsoftmax.cross_entropy(x, np.array([0, 9, 1]), device="cuda")
     with pytest.raises(ValueError, match="target has shape"):
         nbsoftmax.cross_entropy(cuda.to_device(x), cuda.to_device(np.zeros(2, np.int64)))
+
+
+# ------------------------------------------------------------------ softmax_topk
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("shape,axis,k", [((3, 5), -1, 2), ((2, 150), -1, 4), ((2, 9, 5), 1, 3)])
+def test_softmax_topk(rng, dtype, shape, axis, k):
+    x = rng.integers(-4, 4, shape).astype(dtype)  # many ties
+    probs, idx = nbsoftmax.softmax_topk(cuda.to_device(x), k, axis)
+    want_p, want_i = reference.softmax_topk(x, k, axis)
+    np.testing.assert_array_equal(host(idx), want_i)
+    np.testing.assert_allclose(host(probs), want_p, rtol=RTOL[dtype], atol=1e-7)
+    probs, idx = nbsoftmax.softmax_topk(x, k, axis, device="cuda")
+    assert isinstance(probs, np.ndarray)
+    np.testing.assert_array_equal(idx, want_i)
+
+
+def test_softmax_topk_special_values():
+    x = np.array([[1.0, -np.inf, 2.0, -np.inf], [np.nan, 1.0, 2.0, 3.0],
+                  [-np.inf, 5.0, -np.inf, -np.inf]])
+    probs, idx = nbsoftmax.softmax_topk(cuda.to_device(x), 3)
+    want_p, want_i = reference.softmax_topk(x, 3)
+    np.testing.assert_array_equal(host(idx), want_i)
+    np.testing.assert_allclose(host(probs), want_p, rtol=1e-13)
+    with pytest.raises(ValueError, match="k=5"):
+        nbsoftmax.softmax_topk(cuda.to_device(x), 5)

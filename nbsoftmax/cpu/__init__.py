@@ -233,6 +233,41 @@ def run_xent(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
     _xent_kernel(kind, x.dtype, weighted, with_grad, False)(*args)
 
 
+def _topk_kernel(storage, parallel):
+    key = ("topk", storage, parallel)
+    kernel = _compiled.get(key)
+    if kernel is None:
+        with _compile_lock:
+            kernel = _compiled.get(key)
+            if kernel is None:
+                source = _drivers.topk_rows_parallel if parallel else _drivers.topk_rows_serial
+                st = _STORAGE_TYPES[np.dtype(storage)]
+                sig = types.void(types.Array(st, 2, "C", readonly=True), types.int64,
+                                 types.Array(st, 2, "C"), types.Array(types.int64, 2, "C"))
+                options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
+                           if k in source.targetoptions}
+                kernel = _cache.attach(numba.njit(**options)(source.py_func))
+                kernel.compile(sig)
+                kernel.disable_compile()
+                _compiled[key] = kernel
+    return kernel
+
+
+def run_topk(x, k, probs, idx):
+    """Softmax top-k of each row of (rows, n) storage x: probs (rows, k) of x's storage dtype
+    and idx int64 (rows, k), sorted descending (see ``_topk``)."""
+    if _use_parallel(x.shape[0], x.size):
+        mode = _threading.parallel_mode()  # the policy of _ParallelKernel
+        if mode is _threading.FREE:
+            return _topk_kernel(x.dtype, True)(x, k, probs, idx)
+        if mode is _threading.EXCLUSIVE and _threading.parallel_lock.acquire(blocking=False):
+            try:
+                return _topk_kernel(x.dtype, True)(x, k, probs, idx)
+            finally:
+                _threading.parallel_lock.release()
+    _topk_kernel(x.dtype, False)(x, k, probs, idx)
+
+
 def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
                layouts=("rows", "short", "columns", "split"), parallel=(False, True)):
     """Compile (or load from the on-disk cache) the given kernel variants now."""

@@ -18,6 +18,7 @@ from numba import njit, prange
 
 from . import _columns as C
 from . import _scaled as Sc
+from . import _topk as T
 from . import _xent as X
 from . import _short as Sh
 from . import _slices as S
@@ -469,3 +470,18 @@ def xent_probs_parallel(x, target, weight, scale, eps, r, loss, grad):
     sc = to_compute(x, scale)
     for i in prange(x.shape[0]):
         loss[i] = X.probs_row(x, target, weight, i, sc, eps, r, grad)
+
+
+# ------------------------------------------------------------------- softmax top-k rows
+
+
+@njit(error_model="numpy")
+def topk_rows_serial(x, k, probs, idx):
+    for i in range(x.shape[0]):
+        T.topk_row(x, i, k, probs, idx)
+
+
+@njit(parallel=True, error_model="numpy")
+def topk_rows_parallel(x, k, probs, idx):
+    for i in prange(x.shape[0]):
+        T.topk_row(x, i, k, probs, idx)

@@ -15,8 +15,14 @@ reductions), ``_runtime`` (numba-cuda import and device facts).
 
 from . import _api
 
-# temperature= / where= calls and cross_entropy (nbsoftmax._dispatch routes them here)
-from ._api import cross_entropy, masked_logsumexp, scaled, scaled_backward  # noqa: E402,F401
+# temperature=/where= calls, cross_entropy, softmax_topk: routed here by nbsoftmax._dispatch
+from ._api import (  # noqa: E402,F401
+    cross_entropy,
+    masked_logsumexp,
+    scaled,
+    scaled_backward,
+    softmax_topk,
+)
 
 __all__ = [
     "softmax",

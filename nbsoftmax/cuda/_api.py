@@ -716,3 +716,45 @@ def _cross_entropy_device(logits, target, axis, reduction, label_smoothing, igno
         if gflat is not None and size:
             gflat.copy_to_device(np.zeros(size, rdtype), stream=s)
     return (loss, grad) if return_grad else loss
+
+
+# ------------------------------------------------------------------ softmax_topk
+
+
+def softmax_topk(x, k, axis, device, stream):
+    """`nbsoftmax.softmax_topk` on the GPU (``_kernels_topk``); results of x's kind."""
+    if _start(device, (("x", x),)):
+        return _softmax_topk_device(x, k, axis, stream)
+    cuda = _runtime.cuda
+    xh = _dispatch._as_array(x, "x")
+    _dispatch._prepare(xh, None, None)
+    probs, idx = _softmax_topk_device(cuda.to_device(np.ascontiguousarray(xh)), k, axis, stream)
+    return probs.copy_to_host(), idx.copy_to_host()
+
+
+def _softmax_topk_device(x, k, axis, stream):
+    from . import _arrays, _launch
+
+    xd = _arrays.describe(x, "x")
+    rdtype = _result_dtype(xd.dtype, None)
+    ndim = len(xd.shape)
+    (a,) = _dispatch._topk_axis(axis, ndim)
+    n = xd.shape[a]
+    k = _dispatch._topk_k(k, n)
+    s = _arrays.call_stream(stream, (xd,))
+    order = [b for b in range(ndim) if b != a] + [a]
+    rows = xd.size // n if n else 0
+    out_shape = xd.shape[:a] + (k,) + xd.shape[a + 1:]
+    probs, pflat = _arrays.allocate(xd, out_shape, tuple(_c_strides(out_shape, order,
+                                                                    rdtype.itemsize)), rdtype, s)
+    idx, iflat = _arrays.allocate(xd, out_shape, tuple(_c_strides(out_shape, order, 8)),
+                                  np.dtype(np.int64), s)
+    if rows:
+        row_strides = tuple(_c_strides(xd.shape, order, rdtype.itemsize))
+        if xd.dtype == rdtype and xd.strides == row_strides:
+            src = _arrays.flat_view(xd.ptr, xd.size, rdtype, x)
+        else:
+            src = _arrays.temporary((xd.size,), rdtype, s)
+            _copy(xd, src, row_strides, s)
+        _launch.run_topk(src, pflat, iflat, rows, n, k, s)
+    return probs, idx

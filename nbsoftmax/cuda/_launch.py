@@ -253,6 +253,25 @@ def run_cross_entropy(x, target, weight, grad, losses, factor, total, rows, n, s
 _NO_INDEX = None
 
 
+def run_topk(x, probs, idx, rows, n, k, stream):
+    """Enqueue the softmax top-k kernel (``_kernels_topk``) on flat device views."""
+    dtype = np.dtype(x.dtype)
+    key = ("topk", dtype)
+    kernel = _compiled.get(key)
+    if kernel is None:
+        with _compile_lock:
+            kernel = _compiled.get(key)
+            if kernel is None:
+                from ._kernels_topk import topk_kernel
+
+                t = _types()
+                arr = _array_type(dtype)
+                sig = t.void(arr, arr, _array_type(np.dtype(np.int64)), t.int64, t.int64, t.int64)
+                kernel = _compiled[key] = compile_kernel(topk_kernel(_compute(dtype)), sig)
+    threads = min(_limits.max_threads, max(32, _round_up(n, 32)))
+    _configure(kernel, min(rows, 65_536), threads, stream)(x, probs, idx, rows, n, k)
+
+
 def _dummy_index():
     global _NO_INDEX
     if _NO_INDEX is None:
