@@ -5,7 +5,7 @@ restricted to the entries where ``mask`` is True. They are separate kernels rath
 branches in ``_slices`` so that plain calls keep their kernels untouched. ``mask`` is a
 C-contiguous bool ``(rows, n)`` array or None: Numba prunes the ``mask is not None`` branches
 at compile time (argument typed ``none``), so the temperature-only variant carries no mask
-code. Masking is a select (``v if mask else -inf``), never a multiply: a masked NaN or inf
+code. Masking is an LLVM select (``_math.select``), never a multiply: a masked NaN or inf
 cannot leak into a row's statistics.
 
 Conventions (those of ``jax.nn.softmax(where=)``): masked entries give probability 0
@@ -24,18 +24,31 @@ import math
 import numpy as np
 from numba import njit
 
-from ._math import compute_neg_inf, compute_zero, exp_, fmaximum, load2, store2, sum_block, to_compute
+from ._math import (
+    compute_neg_inf,
+    compute_zero,
+    exp_,
+    fmaximum,
+    load2,
+    select,
+    store2,
+    sum_block,
+    to_compute,
+)
 from ._slices import REDUCE
 
 
 @njit(fastmath=REDUCE, error_model="numpy")
 def _max(x, mask, i, scale):
     m = compute_neg_inf(x)
-    neg_inf = compute_neg_inf(x)
+    # -inf that LLVM cannot see as a constant: maximum(m, select(c, v, -inf)) with the
+    # constant identity is rewritten into a conditional reduction that does not vectorise
+    # (2000 x 1000 float32, masked max: 3.5 ms with the constant, 0.13 ms with this).
+    neg_inf = abs(scale) * compute_neg_inf(x)
     for j in range(x.shape[1]):
         v = load2(x, i, j) * scale
         if mask is not None:
-            v = v if mask[i, j] else neg_inf
+            v = select(mask[i, j], v, neg_inf)
         m = fmaximum(m, v)
     return m
 
@@ -55,7 +68,7 @@ def _block_exp_sum(x, mask, i, scale, m, b0, b1):
     for j in range(np.uint64(b0), np.uint64(b1)):
         e = exp_(load2(x, i, j) * scale - m)
         if mask is not None:
-            e = e if mask[i, j] else zero
+            e = select(mask[i, j], e, zero)
         s += e
     return s
 
@@ -77,7 +90,7 @@ def _block_dot(g, y, mask, i, b0, b1):
     for j in range(np.uint64(b0), np.uint64(b1)):
         v = load2(g, i, j) * load2(y, i, j)
         if mask is not None:
-            v = v if mask[i, j] else zero
+            v = select(mask[i, j], v, zero)
         s += v
     return s
 
@@ -89,7 +102,7 @@ def _block_sum(g, mask, i, b0, b1):
     for j in range(np.uint64(b0), np.uint64(b1)):
         v = load2(g, i, j)
         if mask is not None:
-            v = v if mask[i, j] else zero
+            v = select(mask[i, j], v, zero)
         s += v
     return s
 
@@ -100,7 +113,7 @@ def _fill(out, mask, i, unmasked, masked):
     for j in range(out.shape[1]):
         v = unmasked
         if mask is not None:
-            v = v if mask[i, j] else masked
+            v = select(mask[i, j], v, masked)
         store2(out, i, j, v)
 
 
@@ -127,7 +140,7 @@ def softmax_row(x, mask, out, i, scale):
     for j in range(x.shape[1]):
         p = exp_(load2(x, i, j) * scale - m) * inv
         if mask is not None:
-            p = p if mask[i, j] else zero
+            p = select(mask[i, j], p, zero)
         store2(out, i, j, p)
 
 
@@ -142,7 +155,7 @@ def log_softmax_row(x, mask, out, i, scale):
     for j in range(x.shape[1]):
         v = (load2(x, i, j) * scale - m) - log_s
         if mask is not None:
-            v = v if mask[i, j] else neg_inf
+            v = select(mask[i, j], v, neg_inf)
         store2(out, i, j, v)
 
 
@@ -175,7 +188,7 @@ def softmax_backward_row(g, y, mask, out, i, scale):
     for j in range(g.shape[1]):
         v = scale * load2(y, i, j) * (load2(g, i, j) - d)
         if mask is not None:
-            v = v if mask[i, j] else zero
+            v = select(mask[i, j], v, zero)
         store2(out, i, j, v)
 
 
@@ -187,5 +200,5 @@ def log_softmax_backward_row(g, y, mask, out, i, scale):
     for j in range(g.shape[1]):
         v = scale * (load2(g, i, j) - exp_(load2(y, i, j)) * s)
         if mask is not None:
-            v = v if mask[i, j] else zero
+            v = select(mask[i, j], v, zero)
         store2(out, i, j, v)
