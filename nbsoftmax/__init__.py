@@ -5,6 +5,7 @@ choice of kernel, and ``nbsoftmax.cpu`` / ``nbsoftmax.cuda`` hold the kernels.
 """
 
 from . import _dispatch, _threading
+from ._layers import LogSoftmax, Softmax
 
 # Make pip's libtbb findable by Numba before any parallel launch (see nbsoftmax._threading).
 _threading.preload_tbb()
@@ -15,13 +16,19 @@ __all__ = [
     "softmax_backward",
     "log_softmax_backward",
     "logsumexp",
+    "softmin",
+    "cross_entropy",
+    "softmax_topk",
+    "Softmax",
+    "LogSoftmax",
     "precompile",
 ]
 
 __version__ = "0.1.0"
 
 
-def softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
+def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, device=None,
+            stream=None):
     """Softmax along ``axis``: ``exp(x - max(x)) / sum(exp(x - max(x)))``.
 
     Parameters
@@ -37,6 +44,13 @@ def softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype, with any strides. It may be ``x``
         itself (in-place).
+    where : array_like of bool, optional
+        Mask broadcastable to ``x``: only entries where it is True take part. Masked
+        entries get probability 0; a fully masked slice gives zeros (not NaN), as
+        ``jax.nn.softmax(where=)``.
+    temperature : float, optional
+        Positive temperature ``T``: computes ``softmax(x / T)`` without a scaled copy of
+        ``x`` (the kernels scale while reading).
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -75,11 +89,20 @@ def softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
     >>> nbsoftmax.softmax(batch, axis=1).round(4)
     array([[0.5 , 0.5 ],
            [0.25, 0.75]], dtype=float32)
+
+    A mask, and a temperature:
+
+    >>> nbsoftmax.softmax([1.0, 2.0, 3.0], where=[True, False, True]).round(4)
+    array([0.1192, 0.    , 0.8808])
+    >>> nbsoftmax.softmax([1.0, 2.0, 3.0], temperature=2.0).round(4)
+    array([0.1863, 0.3072, 0.5065])
     """
-    return _dispatch.elementwise("softmax", x, axis, dtype, out, device, stream)
+    return _dispatch.elementwise("softmax", x, axis, dtype, out, device, stream, where=where,
+                                 temperature=temperature)
 
 
-def log_softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
+def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, device=None,
+                stream=None):
     """Logarithm of the softmax along ``axis``: ``x - max(x) - log(sum(exp(x - max(x))))``.
 
     Accurate where ``log(softmax(x))`` is not: large negative values stay finite.
@@ -94,6 +117,13 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
         Cast ``x`` to this dtype first; the result has this dtype.
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype; may be ``x`` itself.
+    where : array_like of bool, optional
+        Mask broadcastable to ``x``: only entries where it is True take part. Masked
+        entries get -inf; a fully masked slice gives -inf (not NaN), as
+        ``jax.nn.log_softmax(where=)``.
+    temperature : float, optional
+        Positive temperature ``T``: computes ``log_softmax(x / T)`` without a scaled copy of
+        ``x`` (the kernels scale while reading).
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -118,11 +148,15 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
     >>> import nbsoftmax
     >>> nbsoftmax.log_softmax([1000.0, 1.0])
     array([   0., -999.])
+    >>> nbsoftmax.log_softmax([1.0, 2.0, 3.0], where=[True, False, True]).round(4)
+    array([-2.1269,    -inf, -0.1269])
     """
-    return _dispatch.elementwise("log_softmax", x, axis, dtype, out, device, stream)
+    return _dispatch.elementwise("log_softmax", x, axis, dtype, out, device, stream, where=where,
+                                 temperature=temperature)
 
 
-def softmax_backward(grad_output, output, axis=-1, *, out=None, device=None, stream=None):
+def softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temperature=None,
+                     device=None, stream=None):
     """Gradient of a loss with respect to softmax's input, from the softmax output.
 
     Computes ``y * (g - sum(g * y, axis))`` with ``g = grad_output`` and ``y = output``
@@ -139,6 +173,11 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None, device=None, str
         The axis or axes the softmax was taken over (default: the last).
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype; may be either input.
+    where : array_like of bool, optional
+        The mask the forward pass used: the gradient is exactly 0 at masked entries and
+        the sums run over the unmasked ones only.
+    temperature : float, optional
+        The forward pass's temperature ``T``: the gradient is ``1 / T`` times the one above.
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -167,11 +206,20 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None, device=None, str
     >>> y = nbsoftmax.softmax([1.0, 2.0, 3.0])
     >>> nbsoftmax.softmax_backward([1.0, 0.0, 0.0], y).round(4)
     array([ 0.0819, -0.022 , -0.0599])
+
+    With a mask, even a huge masked entry gives a gradient of exactly 0 there:
+
+    >>> x, keep = np.array([36.0, 10000.0]), np.array([True, False])
+    >>> y = nbsoftmax.softmax(x, where=keep)
+    >>> nbsoftmax.softmax_backward([1.0, 1.0], y, where=keep)
+    array([0., 0.])
     """
-    return _dispatch.backward("softmax_backward", grad_output, output, axis, out, device, stream)
+    return _dispatch.backward("softmax_backward", grad_output, output, axis, out, device, stream,
+                              where=where, temperature=temperature)
 
 
-def log_softmax_backward(grad_output, output, axis=-1, *, out=None, device=None, stream=None):
+def log_softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temperature=None,
+                         device=None, stream=None):
     """Gradient of a loss with respect to log_softmax's input, from the log_softmax output.
 
     Computes ``g - exp(y) * sum(g, axis)`` with ``g = grad_output`` and ``y = output``.
@@ -186,6 +234,11 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None, device=None,
         The axis or axes the log_softmax was taken over (default: the last).
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype; may be either input.
+    where : array_like of bool, optional
+        The mask the forward pass used: the gradient is exactly 0 at masked entries and
+        the sums run over the unmasked ones only.
+    temperature : float, optional
+        The forward pass's temperature ``T``: the gradient is ``1 / T`` times the one above.
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -214,11 +267,15 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None, device=None,
     >>> y = nbsoftmax.log_softmax([1.0, 2.0, 3.0])
     >>> nbsoftmax.log_softmax_backward([0.0, 0.0, -1.0], y).round(4)
     array([ 0.09  ,  0.2447, -0.3348])
+    >>> y = nbsoftmax.log_softmax([1.0, 2.0, 3.0], temperature=2.0)
+    >>> nbsoftmax.log_softmax_backward([0.0, 0.0, -1.0], y, temperature=2.0).round(4)
+    array([ 0.0932,  0.1536, -0.2468])
     """
-    return _dispatch.backward("log_softmax_backward", grad_output, output, axis, out, device, stream)
+    return _dispatch.backward("log_softmax_backward", grad_output, output, axis, out, device,
+                              stream, where=where, temperature=temperature)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, device=None, stream=None):
+def logsumexp(x, axis=-1, *, keepdims=False, where=None, device=None, stream=None):
     """``log(sum(exp(x), axis))`` computed without overflow.
 
     Parameters
@@ -229,6 +286,9 @@ def logsumexp(x, axis=-1, *, keepdims=False, device=None, stream=None):
         Axis or axes to reduce (default: the last).
     keepdims : bool, optional
         Keep the reduced axes with length 1.
+    where : array_like of bool, optional
+        Mask broadcastable to ``x``: the sum runs over the entries where it is True; a
+        fully masked slice gives -inf.
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -249,8 +309,173 @@ def logsumexp(x, axis=-1, *, keepdims=False, device=None, stream=None):
     >>> import nbsoftmax
     >>> float(nbsoftmax.logsumexp([1000.0, 1000.0]))
     1000.6931471805599
+    >>> float(nbsoftmax.logsumexp([0.0, 1e300, 0.0], where=[True, False, True]).round(4))
+    0.6931
     """
-    return _dispatch.logsumexp(x, axis, keepdims, device, stream)
+    return _dispatch.logsumexp(x, axis, keepdims, device, stream, where=where)
+
+
+def softmin(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, device=None,
+            stream=None):
+    """Softmin along ``axis``: ``softmax(-x / T)``, as ``torch.nn.Softmin(dim)``.
+
+    The sign and temperature are applied inside the kernel; no negated copy of ``x``.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; dtypes as in `softmax`.
+    axis : int, tuple of ints or None, optional
+        Axis or axes of the distribution (default: the last).
+    dtype, out, where, device, stream
+        As for `softmax`.
+    temperature : float, optional
+        Positive temperature ``T`` (default 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        Probabilities of ``x``'s shape (smallest entries most likely), or ``out``.
+
+    Notes
+    -----
+    An entry of +inf has probability 0; -inf (like NaN) makes its slice NaN. The gradient
+    is ``-softmax_backward(g, y, temperature=T)`` with ``y`` this function's output.
+
+    Examples
+    --------
+    >>> import nbsoftmax
+    >>> nbsoftmax.softmin([1.0, 2.0, 3.0]).round(4)
+    array([0.6652, 0.2447, 0.09  ])
+    """
+    return _dispatch.scaled("softmax", x, axis, dtype, out, device, stream, where=where,
+                            temperature=temperature, sign=-1.0)
+
+
+def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
+                  ignore_index=-100, weight=None, temperature=None, return_grad=False,
+                  device=None, stream=None):
+    """Cross-entropy of logits against class indices or class probabilities, fused.
+
+    Equals ``torch.nn.functional.cross_entropy`` with the same arguments (with ``axis`` the
+    class axis: torch's is 1, here the last by default), computed in one kernel pass per row
+    (log-sum-exp and the target's terms together) without materialising the log-softmax.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalised scores; dtypes as in `softmax`.
+    target : array_like
+        Integer class indices, of the logits' shape without ``axis``; or floating-point
+        class probabilities of the logits' shape.
+    axis : int, optional
+        The class axis (default: the last).
+    reduction : {"mean", "sum", "none"}, optional
+        "mean": the sum of the per-sample losses divided by the number of samples not
+        ignored (by their weight sum with ``weight`` and class indices); "none": one loss per
+        sample.
+    label_smoothing : float, optional
+        In [0, 1]: the target becomes ``(1 - label_smoothing) * target + label_smoothing / C``.
+    ignore_index : int, optional
+        Samples with this class index count neither in the loss nor in the mean.
+    weight : array_like, optional
+        One weight per class.
+    temperature : float, optional
+        Positive temperature ``T``: the loss of ``logits / T`` (gradient still with respect
+        to ``logits``).
+    return_grad : bool, optional
+        Also return the gradient of the loss (for "none": of the sum of the losses) with
+        respect to ``logits``, written directly by the kernel.
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute, as in `softmax`.
+    stream : optional
+        CUDA stream, as in `softmax`.
+
+    Returns
+    -------
+    loss : numpy scalar or numpy.ndarray
+        In the logits' result dtype; an array of the samples' shape for "none".
+    grad : numpy.ndarray
+        Only with ``return_grad=True``: of the logits' shape.
+
+    Raises
+    ------
+    ValueError
+        Bad ``reduction``, ``label_smoothing``, ``axis`` or shapes; class indices out of range.
+    TypeError
+        Unsupported dtypes of ``logits``, ``target`` or ``weight``.
+
+    Notes
+    -----
+    Nothing of the logits' size is allocated for the loss alone when the class axis is the
+    last one in memory (else the logits are staged once); with ``return_grad`` the gradient
+    is the only full-size allocation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import nbsoftmax
+    >>> logits = np.array([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])
+    >>> float(nbsoftmax.cross_entropy(logits, [0, 1]).round(4))
+    0.3185
+    >>> loss, grad = nbsoftmax.cross_entropy(logits, [0, 1], return_grad=True)
+    >>> grad.round(4)
+    array([[-0.1705,  0.1212,  0.0493],
+           [ 0.0543, -0.0988,  0.0445]])
+    >>> nbsoftmax.cross_entropy(logits, [0, -100], reduction="none", label_smoothing=0.1).round(4)
+    array([0.5137, 0.    ])
+    """
+    return _dispatch.cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index,
+                                   weight, temperature, return_grad, device, stream)
+
+
+def softmax_topk(x, k, axis=-1, *, device=None, stream=None):
+    """The k most likely entries of each slice's softmax, without writing the full softmax.
+
+    One pass over each slice: an online normaliser (running max and sum of exponentials)
+    and a sorted buffer of the k best entries, as Milakov & Gimelshein's fused softmax+top-k.
+
+    Parameters
+    ----------
+    x : array_like
+        Input; dtypes as in `softmax`.
+    k : int
+        How many entries per slice, between 1 and the slice length.
+    axis : int, optional
+        The softmax axis (default: the last).
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute, as in `softmax`.
+    stream : optional
+        CUDA stream, as in `softmax`.
+
+    Returns
+    -------
+    probabilities : numpy.ndarray
+        ``softmax(x, axis)`` at the chosen entries, sorted descending along ``axis``
+        (x's shape with ``k`` along ``axis``), in the result dtype of `softmax`.
+    indices : numpy.ndarray of int64
+        Their positions along ``axis``; equal values are ordered by lower index first.
+
+    Raises
+    ------
+    ValueError
+        ``k`` out of range; ``axis`` not a single axis.
+
+    Notes
+    -----
+    A slice whose softmax is NaN (a NaN or +inf in it, or only -inf) gives NaN
+    probabilities at indices ``0..k-1``.
+
+    Examples
+    --------
+    >>> import nbsoftmax
+    >>> p, i = nbsoftmax.softmax_topk([1.0, 3.0, 2.0, 3.0], 3)
+    >>> p.round(4), i
+    (array([0.3995, 0.3995, 0.147 ]), array([1, 3, 2]))
+    """
+    return _dispatch.softmax_topk(x, k, axis, device, stream)
 
 
 def precompile(dtypes=("float32", "float64", "float16"), ops=None):

@@ -171,6 +171,92 @@ def peer_calls(op, axis, inputs, threads=None, peers=None):
     return calls
 
 
+# --------------------------------------------------- cross-entropy (forward + backward)
+# Least traffic: the logits read once and the gradient written once (2 x their bytes).
+
+
+def xent_inputs(rows, classes, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((rows, classes), np.float32) * 3).astype(dtype)
+    return logits, rng.integers(0, classes, rows)
+
+
+def xent_peer_calls(logits, target, threads=None, peers=None):
+    """{name: zero-argument callable} computing the mean cross-entropy and its gradient with
+    respect to the logits, for nbsoftmax and each importable peer."""
+    import numba
+
+    import nbsoftmax
+
+    threads = threads or numba.get_num_threads()
+    rows = np.arange(logits.shape[0])
+
+    def numpy_xent():
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        lse = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        logp = shifted - lse
+        grad = np.exp(logp)
+        grad[rows, target] -= 1
+        return -logp[rows, target].mean(), grad / len(rows)
+
+    calls = {"nbsoftmax": lambda: nbsoftmax.cross_entropy(logits, target, return_grad=True),
+             "numpy": numpy_xent}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+        tl = torch.from_numpy(logits)
+        tt = torch.from_numpy(target)
+
+        def torch_xent():
+            x = tl.detach().requires_grad_()
+            loss = torch.nn.functional.cross_entropy(x, tt)
+            loss.backward()
+            return loss, x.grad
+
+        calls["torch"] = torch_xent
+    if peers is not None:
+        calls = {k: v for k, v in calls.items() if k.startswith("nbsoftmax") or k in peers}
+    return calls
+
+
+# ------------------------------------------------------------------------- softmax top-k
+# Least traffic: the input read once (the k results are negligible).
+
+
+def topk_peer_calls(x, k, threads=None, peers=None):
+    """{name: zero-argument callable} giving the k most likely entries of each row's softmax
+    and their indices, for nbsoftmax and each importable peer."""
+    import numba
+
+    import nbsoftmax
+
+    threads = threads or numba.get_num_threads()
+
+    def numpy_topk():  # softmax of the whole row, then argpartition and a sort of the k
+        p = np.exp(x - x.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        part = np.argpartition(-p, k - 1, axis=-1)[:, :k]
+        vals = np.take_along_axis(p, part, axis=-1)
+        order = np.argsort(-vals, axis=-1, kind="stable")
+        return np.take_along_axis(vals, order, -1), np.take_along_axis(part, order, -1)
+
+    calls = {"nbsoftmax": lambda: nbsoftmax.softmax_topk(x, k), "numpy": numpy_topk}
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        torch.set_num_threads(threads)
+        t = torch.from_numpy(x)
+        calls["torch"] = lambda: torch.topk(torch.softmax(t, -1), k, -1)
+    if peers is not None:
+        calls = {k_: v for k_, v in calls.items() if k_.startswith("nbsoftmax") or k_ in peers}
+    return calls
+
+
 def reference(op, axis, inputs):
     """float64 result to measure nbsoftmax's error against (SciPy where it has the op)."""
     as64 = [np.asarray(a, np.float64) for a in inputs]

@@ -193,8 +193,12 @@ def _fast_rows(op, x, axis, out):
     return out
 
 
-def elementwise(op, x, axis, dtype, out, device=None, stream=None):
+def elementwise(op, x, axis, dtype, out, device=None, stream=None, *, where=None,
+                temperature=None):
     """softmax / log_softmax: result of x's shape."""
+    if where is not None or temperature is not None:
+        return scaled(op, x, axis, dtype, out, device, stream, where=where,
+                      temperature=temperature)
     if type(x) is np.ndarray and dtype is None and device is None and type(axis) is int:
         result = _fast_rows(op, x, axis, out)
         if result is not None:
@@ -225,7 +229,9 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None):
     return result
 
 
-def logsumexp(x, axis, keepdims, device=None, stream=None):
+def logsumexp(x, axis, keepdims, device=None, stream=None, *, where=None):
+    if where is not None:
+        return _masked_logsumexp(x, axis, keepdims, device, stream, where)
     if _on_gpu(device, x):
         return _cuda_backend().logsumexp(x, axis=axis, keepdims=keepdims, device=device,
                                          stream=stream)
@@ -254,7 +260,11 @@ def logsumexp(x, axis, keepdims, device=None, stream=None):
 # ------------------------------------------------------------------ backward
 
 
-def backward(op, grad_output, output, axis, out, device=None, stream=None):
+def backward(op, grad_output, output, axis, out, device=None, stream=None, *, where=None,
+             temperature=None):
+    if where is not None or temperature is not None:
+        return scaled_backward(op, grad_output, output, axis, out, device, stream, where=where,
+                               temperature=temperature)
     if _on_gpu(device, grad_output, output, out):
         return getattr(_cuda_backend(), op)(grad_output, output, axis=axis, out=out,
                                             device=device, stream=stream)
@@ -314,3 +324,320 @@ def _kernel_form(arr3, reduced=False):
     if reduced:
         return arr3[:, 0] if arr3.shape[1] == 1 else arr3
     return arr3[:, :, 0] if arr3.shape[2] == 1 else arr3
+
+
+# ------------------------------------------------------------------ temperature and where=
+# Calls with temperature= or where= (and softmin) run the kernels of nbsoftmax.cpu._scaled,
+# which read x * scale and a bool mask over rows: the softmax axes are brought last in
+# memory (Layout.rows) whenever the given arrays are not already laid out so. x is staged
+# into the result as on the plain path. A mask that cannot be viewed in that layout (a
+# broadcast, another memory order, a non-bool dtype cast) is materialised once as a bool
+# array of x's shape: one byte per element besides the result.
+
+
+def temperature_scale(temperature, sign=1.0):
+    """The factor the kernels multiply x by: sign / temperature (1 / T; -1 / T for softmin)."""
+    if temperature is None:
+        return sign
+    if isinstance(temperature, (bool, np.bool_)) or not isinstance(
+            temperature, (int, float, np.integer, np.floating)):
+        raise TypeError(f"temperature must be a positive real number, not {temperature!r}")
+    t = float(temperature)
+    if not (t > 0 and np.isfinite(t)):
+        raise ValueError(f"temperature must be positive and finite, not {temperature!r}")
+    return sign / t
+
+
+def check_where(where, shape):
+    """where as a bool ndarray that broadcasts to shape (not yet broadcast)."""
+    mask = _as_array(where, "where")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"where has dtype {mask.dtype}; expected a boolean mask")
+    try:
+        np.broadcast_shapes(mask.shape, shape)
+        if np.broadcast_shapes(mask.shape, shape) != tuple(shape):
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"where has shape {mask.shape}, which does not broadcast to the input's shape {shape}"
+        ) from None
+    return mask
+
+
+def _rows_layout(x, axes, out, dtype):
+    """Like _result_layout, for kernels that take rows only (softmax axes last in memory)."""
+    for arr in (out, x):
+        if arr is None or (arr is x and x.dtype != dtype):
+            continue
+        layout = Layout(arr.shape, arr.strides, axes)
+        if layout.ok and layout.inner == 1 and layout.view3(arr) is not None:
+            return layout, (out if out is not None and arr is out else layout.allocate(dtype))
+    layout = Layout.rows(x.shape, axes)
+    return layout, layout.allocate(dtype)
+
+
+def _mask_rows(mask, layout):
+    """mask as a C-contiguous bool (rows, n) array in layout's order, a view where it can be."""
+    if mask is None:
+        return None
+    if mask.shape == layout.shape and mask.flags.aligned:
+        view = layout.view3(mask)
+        if view is not None:
+            return view[:, :, 0]
+    staged = layout.allocate(np.bool_)
+    np.copyto(staged, np.broadcast_to(mask, layout.shape))
+    return layout.view3(staged)[:, :, 0]
+
+
+def scaled(op, x, axis, dtype, out, device=None, stream=None, *, where=None, temperature=None,
+           sign=1.0):
+    """softmax / log_softmax of x * sign / temperature over the entries where ``where``."""
+    scale = temperature_scale(temperature, sign)
+    if _on_gpu(device, x, out, where):
+        return _cuda_backend().scaled(op, x, axis, dtype, out, where, scale, device, stream)
+    x, axes, rdtype = _prepare(x, axis, dtype)
+    mask = None if where is None else check_where(where, x.shape)
+    if out is not None:
+        _check_out(out, x.shape, rdtype)
+    if x.ndim == 0:
+        o = None if out is None else out.reshape(1)
+        m = None if mask is None else mask.reshape(1)
+        result = scaled(op, x.reshape(1), 0, rdtype, o, where=m, temperature=temperature,
+                        sign=sign)
+        return result.reshape(()) if out is None else out
+    if x.size == 0:
+        return out if out is not None else np.empty(x.shape, rdtype)
+    layout, result = _rows_layout(x, axes, out, rdtype)
+    result3 = layout.view3(result)
+    x3 = _readable_view(x, layout, rdtype, result)
+    if x3 is None:
+        _cast_copy(result, x)
+        x3 = result3
+    _cpu_backend().run_scaled(op, (_kernel_form(x3),), _mask_rows(mask, layout), scale,
+                              _kernel_form(result3))
+    if out is not None and result is not out:
+        np.copyto(out, result)
+        return out
+    return result
+
+
+def _masked_logsumexp(x, axis, keepdims, device, stream, where):
+    if _on_gpu(device, x, where):
+        return _cuda_backend().masked_logsumexp(x, axis, keepdims, where, device, stream)
+    x, axes, rdtype = _prepare(x, axis, None)
+    mask = check_where(where, x.shape)
+    if x.ndim == 0:
+        return _masked_logsumexp(x.reshape(1), 0, False, None, None, mask.reshape(1)).reshape(())
+    if x.size == 0:
+        return logsumexp(x, axes, keepdims)
+    layout = Layout(x.shape, x.strides, axes)
+    x3 = None
+    if layout.ok and layout.inner == 1:
+        x3 = _readable_view(x, layout, rdtype, None)
+    if x3 is None:
+        layout = Layout.rows(x.shape, axes)
+        x3 = _staged(x, layout, rdtype)
+    result, result2 = layout.allocate_reduced(rdtype)
+    _cpu_backend().run_scaled("logsumexp", (_kernel_form(x3),), _mask_rows(mask, layout), 1.0,
+                              _kernel_form(result2, reduced=True))
+    if keepdims:
+        result = np.expand_dims(result, axes)
+    return result
+
+
+def scaled_backward(op, grad_output, output, axis, out, device=None, stream=None, *, where=None,
+                    temperature=None):
+    """The backward passes of `scaled`: (1 / temperature) * the plain gradient, 0 where masked."""
+    scale = temperature_scale(temperature)
+    if _on_gpu(device, grad_output, output, out, where):
+        return _cuda_backend().scaled_backward(op, grad_output, output, axis, out, where, scale,
+                                               device, stream)
+    g = _as_array(grad_output, "grad_output")
+    y = _as_array(output, "output")
+    if g.shape != y.shape:
+        raise ValueError(
+            f"grad_output has shape {g.shape} but output has shape {y.shape}; they must match"
+        )
+    rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
+                            _dtypes.result_dtype(y.dtype, "output"))
+    axes = normalize_axes(axis, g.ndim)
+    mask = None if where is None else check_where(where, g.shape)
+    if out is not None:
+        _check_out(out, g.shape, rdtype)
+    if g.ndim == 0:
+        o = None if out is None else out.reshape(1)
+        m = None if mask is None else mask.reshape(1)
+        result = scaled_backward(op, g.reshape(1), y.reshape(1), 0, o, where=m,
+                                 temperature=temperature)
+        return result.reshape(()) if out is None else out
+    if g.size == 0:
+        return out if out is not None else np.empty(g.shape, rdtype)
+    layout, result = _rows_layout(g, axes, out, rdtype)
+    result3 = layout.view3(result)
+    g3 = _readable_view(g, layout, rdtype, result)
+    y3 = _readable_view(y, layout, rdtype, result)
+    if y3 is None:
+        y3 = _staged(y, layout, rdtype)
+    if g3 is None:
+        if np.may_share_memory(y3, result):
+            g3 = _staged(g, layout, rdtype)
+        else:
+            _cast_copy(result, g)
+            g3 = result3
+    _cpu_backend().run_scaled(op, (_kernel_form(g3), _kernel_form(y3)), _mask_rows(mask, layout),
+                              scale, _kernel_form(result3))
+    if out is not None and result is not out:
+        np.copyto(out, result)
+        return out
+    return result
+
+
+# ------------------------------------------------------------------ cross_entropy
+# One kernel pass per row of logits (nbsoftmax.cpu._xent): per-row losses (rows-sized) and,
+# with return_grad, the gradient written straight into the one full-size result. The class
+# axis is brought last in memory (Layout.rows); logits whose memory is not laid out so are
+# staged into the gradient array when there is one (then transformed in place), else into a
+# temporary copy. The reduction's denominator (count or weight sum of the kept targets) is
+# found from the targets first, so the kernel scales the gradient as it writes it.
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _class_weight(weight, n_classes):
+    if weight is None:
+        return None
+    w = _as_array(weight, "weight")
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"weight has unsupported dtype {w.dtype}; expected real numbers")
+    if w.shape != (n_classes,):
+        raise ValueError(f"weight has shape {w.shape}; expected ({n_classes},), one per class")
+    return np.ascontiguousarray(w, np.float64)
+
+
+def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index, weight,
+                  temperature, return_grad, device=None, stream=None):
+    if _on_gpu(device, logits, target, weight):
+        return _cuda_backend().cross_entropy(logits, target, axis, reduction, label_smoothing,
+                                             ignore_index, weight, temperature, return_grad,
+                                             device, stream)
+    x, axes, rdtype = _prepare(logits, axis, None)
+    if x.ndim == 0 or len(axes) != 1 or isinstance(axis, (tuple, list)) or axis is None:
+        raise ValueError(f"axis must be one class axis of the logits (of {x.ndim} dimensions), "
+                         f"not {axis!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0 and 1, not {label_smoothing!r}")
+    scale = temperature_scale(temperature)
+    (class_axis,) = axes
+    n_classes = x.shape[class_axis]
+    rest_shape = x.shape[:class_axis] + x.shape[class_axis + 1:]
+    w = _class_weight(weight, n_classes)
+    t = _as_array(target, "target")
+    if t.dtype.kind in "iu":
+        if t.shape != rest_shape:
+            raise ValueError(f"target has shape {t.shape}; class indices need the logits' shape "
+                             f"without the class axis, {rest_shape}")
+        t_rows = np.ascontiguousarray(t, np.int64).reshape(-1)
+        keep = t_rows != ignore_index
+        kept = t_rows[keep]
+        if kept.size and (kept.min() < 0 or kept.max() >= n_classes):
+            raise ValueError(f"target has class indices outside [0, {n_classes}) other than "
+                             f"ignore_index={ignore_index}")
+        denominator = kept.size if w is None else w[kept].sum()
+    elif t.dtype.kind == "f":
+        if t.shape != x.shape:
+            raise ValueError(f"target has shape {t.shape}; class probabilities need the "
+                             f"logits' shape {x.shape}")
+        t_rows = None
+        denominator = int(np.prod(rest_shape))
+    else:
+        raise TypeError(f"target has unsupported dtype {t.dtype}; expected integer class "
+                        "indices or floating-point class probabilities")
+    rows = int(np.prod(rest_shape))
+    grad = None
+    layout = Layout.rows(x.shape, axes)
+    if return_grad:
+        grad = layout.allocate(rdtype)
+    if rows and n_classes:
+        x3 = _readable_view(x, layout, rdtype, None)
+        if x3 is None:
+            if grad is not None:
+                _cast_copy(grad, x)
+                x3 = layout.view3(grad)
+            else:
+                x3 = _staged(x, layout, rdtype)
+        if t_rows is None:
+            target2 = _readable_view(t, layout, rdtype, grad)
+            if target2 is None:
+                target2 = _staged(t, layout, rdtype)
+            target2 = _kernel_form(target2)
+        else:
+            target2 = t_rows
+        r = 1.0
+        if reduction == "mean":
+            r = 1.0 / denominator if denominator else np.nan
+        wsum = float(n_classes) if w is None else float(w.sum())
+        losses = np.empty(rows, np.float64)
+        _cpu_backend().run_xent(_kernel_form(x3), target2, w, wsum, scale, eps,
+                                int(ignore_index), r, losses,
+                                None if grad is None else _kernel_form(layout.view3(grad)))
+    else:
+        losses = np.zeros(rows, np.float64)
+        if grad is not None:
+            grad[...] = 0
+    if reduction == "none":
+        loss = losses.reshape(rest_shape).astype(rdtype)
+    elif reduction == "sum" or denominator:
+        loss = rdtype.type(losses.sum())
+    else:
+        loss = rdtype.type(np.nan)  # mean over no kept samples: 0 / 0, as torch
+    return (loss, grad) if return_grad else loss
+
+
+# ------------------------------------------------------------------ softmax_topk
+# nbsoftmax.cpu._topk: one pass per row (online normaliser + sorted insertion buffer). The
+# softmax axis is brought last in memory (Layout.rows): x is read in place when its memory
+# is laid out so, else staged once (a temporary of x's size: the results are only k wide).
+
+
+def _topk_k(k, n):
+    if isinstance(k, (bool, np.bool_)):
+        raise TypeError(f"k must be an int, not {k!r}")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an int, not {k!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k} must be between 1 and the slice length {n}")
+    return k
+
+
+def _topk_axis(axis, ndim):
+    if ndim == 0 or isinstance(axis, (tuple, list)) or axis is None:
+        raise ValueError(f"axis must be one axis of the input (of {ndim} dimensions), "
+                         f"not {axis!r}")
+    return normalize_axes(axis, ndim)
+
+
+def softmax_topk(x, k, axis, device=None, stream=None):
+    if _on_gpu(device, x):
+        return _cuda_backend().softmax_topk(x, k, axis, device, stream)
+    x, _, rdtype = _prepare(x, None if np.ndim(x) == 0 else 0, None)
+    axes = _topk_axis(axis, x.ndim)
+    (a,) = axes
+    k = _topk_k(k, x.shape[a])
+    rest = x.shape[:a] + x.shape[a + 1:]
+    rows = int(np.prod(rest))
+    probs = np.empty((rows, k), rdtype)
+    idx = np.empty((rows, k), np.int64)
+    if rows:
+        layout = Layout.rows(x.shape, axes)
+        x3 = _readable_view(x, layout, rdtype, None)
+        if x3 is None:
+            x3 = _staged(x, layout, rdtype)
+        _cpu_backend().run_topk(_kernel_form(x3), k, _dtypes.storage_view(probs), idx)
+    probs = np.moveaxis(probs.reshape(rest + (k,)), -1, a)
+    idx = np.moveaxis(idx.reshape(rest + (k,)), -1, a)
+    return probs, idx

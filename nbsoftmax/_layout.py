@@ -54,6 +54,12 @@ class Layout:
         order = [a for a in range(len(shape)) if a not in axes] + sorted(axes)
         return cls(shape, _c_strides(shape, order, 1), axes)
 
+    @classmethod
+    def rows(cls, shape, axes):
+        """C order with the softmax axes moved last: a (rows, n) view, inner == 1."""
+        order = [a for a in range(len(shape)) if a not in axes] + sorted(axes)
+        return cls(shape, _c_strides(shape, order, 1), axes)
+
     def view3(self, arr):
         """arr as a C-contiguous (outer, n, inner) view, or None if its memory is laid out otherwise."""
         index = tuple(

@@ -42,6 +42,14 @@ __all__ = [
     "softmax_backward_exact",
     "log_softmax_backward_exact",
     "shifted_exact",
+    "softmax_where",
+    "log_softmax_where",
+    "logsumexp_where",
+    "softmax_backward_where",
+    "log_softmax_backward_where",
+    "softmin",
+    "cross_entropy",
+    "softmax_topk",
     "reduced_axes",
     "LAYOUTS",
     "WRITABLE_LAYOUTS",
@@ -159,6 +167,132 @@ def log_softmax_backward(grad_output, output, axis=-1):
     axes = reduced_axes(axis, g.ndim)
     with np.errstate(all="ignore"):
         return g - np.exp(y) * _sum_slices(g, axes)
+
+
+# ------------------------------------------------------------------ where= and temperature=
+# The semantics of jax.nn.softmax / log_softmax / logsumexp(where=) (checked against JAX in
+# tests/test_oracles.py when it is installed): x * scale (scale = 1 / temperature) over the
+# unmasked entries with the plain conventions above; masked entries 0 (log: -inf; backward:
+# exactly 0); a fully masked slice 0 (log_softmax and logsumexp: -inf).
+
+
+def _masked(x, where, scale, fill):
+    x = _as(x, np.float64)
+    mask = np.broadcast_to(np.asarray(where, bool), x.shape) if where is not None \
+        else np.ones(x.shape, bool)
+    with np.errstate(all="ignore"):
+        return x * scale, mask, np.where(mask, x * scale, fill)
+
+
+def _fully_masked(mask, axes):
+    return ~np.any(mask, axis=axes, keepdims=True) if mask.ndim else ~mask
+
+
+def softmax_where(x, axis=-1, where=None, temperature=1.0):
+    """softmax(x / temperature) over the entries where ``where``; 0 elsewhere."""
+    xs, mask, filled = _masked(x, where, 1.0 / temperature, -np.inf)
+    axes = reduced_axes(axis, xs.ndim)
+    if xs.size == 0:
+        return np.empty(xs.shape)
+    # a masked entry must not turn its slice NaN: the plain reference on x with masked
+    # entries at -inf, except that a fully masked slice stays 0
+    result = softmax(filled, axis)
+    result = np.where(mask, result, 0.0)
+    return np.where(_fully_masked(mask, axes), 0.0, result)
+
+
+def log_softmax_where(x, axis=-1, where=None, temperature=1.0):
+    xs, mask, filled = _masked(x, where, 1.0 / temperature, -np.inf)
+    axes = reduced_axes(axis, xs.ndim)
+    if xs.size == 0:
+        return np.empty(xs.shape)
+    result = np.where(mask, log_softmax(filled, axis), -np.inf)
+    return np.where(_fully_masked(mask, axes), -np.inf, result)
+
+
+def logsumexp_where(x, axis=-1, where=None, keepdims=False):
+    xs, mask, filled = _masked(x, where, 1.0, -np.inf)
+    return logsumexp(filled, axis, keepdims)
+
+
+def softmax_backward_where(grad_output, output, axis=-1, where=None, temperature=1.0):
+    """(1 / temperature) * y * (g - sum(g * y)) over the unmasked entries; 0 at masked ones."""
+    g, mask, g0 = _masked(grad_output, where, 1.0, 0.0)
+    y = np.where(mask, _as(output, np.float64), 0.0)
+    axes = reduced_axes(axis, g.ndim)
+    with np.errstate(all="ignore"):
+        result = y * (g0 - _sum_slices(g0 * y, axes)) / temperature
+    return np.where(mask, result, 0.0)
+
+
+def log_softmax_backward_where(grad_output, output, axis=-1, where=None, temperature=1.0):
+    """(1 / temperature) * (g - exp(y) * sum(g)) over the unmasked entries; 0 at masked ones."""
+    g, mask, g0 = _masked(grad_output, where, 1.0, 0.0)
+    y = _as(output, np.float64)
+    axes = reduced_axes(axis, g.ndim)
+    with np.errstate(all="ignore"):
+        result = (g0 - np.exp(y) * _sum_slices(g0, axes)) / temperature
+    return np.where(mask, result, 0.0)
+
+
+def softmin(x, axis=-1, where=None, temperature=1.0):
+    """softmax(-x / temperature), as torch.nn.Softmin."""
+    with np.errstate(all="ignore"):
+        return softmax_where(-_as(x, np.float64), axis, where, temperature)
+
+
+def cross_entropy(logits, target, axis=-1, reduction="mean", label_smoothing=0.0,
+                  ignore_index=-100, weight=None, temperature=1.0):
+    """(loss, d loss / d logits) in float64, with torch.nn.functional.cross_entropy's
+    semantics (checked against torch in tests/test_oracles.py when it is installed).
+
+    Every sample's loss is ``-sum_c coef[c] * log_softmax(x / T)[c]`` with ``coef`` the
+    weighted (smoothed) target; its gradient is ``(softmax * sum(coef) - coef) / T``. "mean"
+    divides by the kept samples' count (class indices: their weight sum); "none" gives the
+    gradient of the sum of the losses.
+    """
+    x = np.moveaxis(_as(logits, np.float64), axis, -1) / temperature
+    n_classes = x.shape[-1]
+    w = np.ones(n_classes) if weight is None else np.asarray(weight, np.float64)
+    eps = label_smoothing
+    t = np.asarray(target)
+    if t.dtype.kind in "iu":
+        keep = t != ignore_index
+        onehot = np.zeros(x.shape)
+        np.put_along_axis(onehot, np.where(keep, t, 0)[..., None], 1.0, axis=-1)
+        coef = (1 - eps) * onehot * w + eps / n_classes * w
+        coef = np.where(keep[..., None], coef, 0.0)
+        denominator = np.sum(np.where(keep, w[np.where(keep, t, 0)], 0.0))
+    else:
+        q = (1 - eps) * np.moveaxis(t.astype(np.float64), axis, -1) + eps / n_classes
+        coef = q * w
+        denominator = float(np.prod(x.shape[:-1]))
+    with np.errstate(all="ignore"):
+        logp = scipy.special.log_softmax(x, axis=-1) if x.size else x
+        losses = -np.sum(coef * np.where(coef != 0, logp, 0.0), axis=-1)
+        grad = scipy.special.softmax(x, axis=-1) * coef.sum(-1, keepdims=True) - coef \
+            if x.size else x
+        grad = grad / temperature
+        if reduction == "mean":
+            loss = losses.sum() / denominator
+            grad = grad / denominator
+        elif reduction == "sum":
+            loss = losses.sum()
+        else:
+            loss = losses
+    return loss, np.moveaxis(grad, -1, axis)
+
+
+def softmax_topk(x, k, axis=-1):
+    """(probabilities, indices) of the k largest softmax entries along axis, by a full stable
+    sort on -x (ties: lower index first); NaN softmax slices give indices 0..k-1."""
+    x = np.moveaxis(_as(x, np.float64), axis, -1)
+    p = softmax(x, -1)
+    bad = np.isnan(p).any(axis=-1, keepdims=True) if x.size else np.zeros(x.shape[:-1] + (1,), bool)
+    order = np.argsort(-np.where(bad, 0.0, x), axis=-1, kind="stable")[..., :k]
+    order = np.where(bad, np.arange(k), order)
+    probs = np.take_along_axis(p, order, axis=-1)
+    return np.moveaxis(probs, -1, axis), np.moveaxis(order, -1, axis)
 
 
 # ------------------------------------------------------------------ np.longdouble ("exact")

@@ -69,11 +69,17 @@ _compiled = {}
 _compile_lock = threading.Lock()
 
 
+_MASK_TYPE = types.Array(types.boolean, 2, "C", readonly=True)
+
+
 def _signature(op, layout, storage):
     n_inputs, dim_change = _OPS[op]
     ndim = 3 if layout == "columns" else 2
     ro = types.Array(storage, ndim, "C", readonly=True)
     rw = types.Array(storage, ndim + dim_change, "C")
+    if layout in ("scaled", "masked"):  # (inputs, mask or None, scale, out): see _scaled
+        mask = _MASK_TYPE if layout == "masked" else types.none
+        return types.void(*((ro,) * n_inputs), mask, types.float64, rw)
     args = (ro,) * n_inputs + (rw,)
     if layout in ("columns", "split"):
         args += (types.intp,)  # tile (columns) or chunk (split)
@@ -88,7 +94,8 @@ def get_kernel(op, layout, dtype, parallel):
         with _compile_lock:
             kernel = _compiled.get(key)
             if kernel is None:
-                source = getattr(_drivers, f"{op}_{layout}_{'parallel' if parallel else 'serial'}")
+                kind = "scaled" if layout == "masked" else layout  # one source, two variants
+                source = getattr(_drivers, f"{op}_{kind}_{'parallel' if parallel else 'serial'}")
                 sig = _signature(op, layout, _STORAGE_TYPES[np.dtype(dtype)])
                 # A dispatcher per signature: with compilation disabled after this one
                 # signature, Numba converts e.g. a writable input to the read-only parameter
@@ -192,6 +199,99 @@ def run(op, inputs, out, in_place=False):
         tasks = outer * (-(-inner // tile))
         parallel = _use_parallel(tasks, first.size)
         get_kernel(op, "columns", first.dtype, parallel)(*inputs, out, tile)
+
+
+def run_scaled(op, inputs, mask, scale, out):
+    """Run op on (rows, n) storage views of ``x * scale`` restricted to ``mask`` (a bool
+    (rows, n) array, or None for all entries); writes out (see ``_scaled``)."""
+    first = inputs[0]
+    layout = "scaled" if mask is None else "masked"
+    parallel = _use_parallel(first.shape[0], first.size)
+    get_kernel(op, layout, first.dtype, parallel)(*inputs, mask, float(scale), out)
+
+
+def _xent_kernel(kind, storage, weighted, with_grad, parallel):
+    key = ("xent", kind, storage, weighted, with_grad, parallel)
+    kernel = _compiled.get(key)
+    if kernel is None:
+        with _compile_lock:
+            kernel = _compiled.get(key)
+            if kernel is None:
+                source = getattr(_drivers, f"xent_{kind}_{'parallel' if parallel else 'serial'}")
+                st = _STORAGE_TYPES[np.dtype(storage)]
+                ro = types.Array(st, 2, "C", readonly=True)
+                f64 = types.float64
+                weight = types.Array(f64, 1, "C", readonly=True) if weighted else types.none
+                grad = types.Array(st, 2, "C") if with_grad else types.none
+                loss = types.Array(f64, 1, "C")
+                if kind == "index":
+                    target = types.Array(types.int64, 1, "C", readonly=True)
+                    sig = types.void(ro, target, weight, f64, f64, f64, types.int64, f64, loss,
+                                     grad)
+                else:
+                    sig = types.void(ro, ro, weight, f64, f64, f64, loss, grad)
+                options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
+                           if k in source.targetoptions}
+                kernel = _cache.attach(numba.njit(**options)(source.py_func))
+                kernel.compile(sig)
+                kernel.disable_compile()
+                _compiled[key] = kernel
+    return kernel
+
+
+def run_xent(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
+    """Per-row cross-entropy of (rows, C) storage x against int64 class indices (rows,) or
+    class probabilities (rows, C) of x's storage dtype; writes loss (float64 (rows,)) and grad
+    ((rows, C) or None). See ``_xent``."""
+    kind = "index" if target.ndim == 1 else "probs"
+    args = ((x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad) if kind == "index"
+            else (x, target, weight, scale, eps, r, loss, grad))
+    weighted, with_grad = weight is not None, grad is not None
+    if _use_parallel(x.shape[0], x.size):
+        mode = _threading.parallel_mode()  # the policy of _ParallelKernel
+        if mode is _threading.FREE:
+            return _xent_kernel(kind, x.dtype, weighted, with_grad, True)(*args)
+        if mode is _threading.EXCLUSIVE and _threading.parallel_lock.acquire(blocking=False):
+            try:
+                return _xent_kernel(kind, x.dtype, weighted, with_grad, True)(*args)
+            finally:
+                _threading.parallel_lock.release()
+    _xent_kernel(kind, x.dtype, weighted, with_grad, False)(*args)
+
+
+def _topk_kernel(storage, parallel):
+    key = ("topk", storage, parallel)
+    kernel = _compiled.get(key)
+    if kernel is None:
+        with _compile_lock:
+            kernel = _compiled.get(key)
+            if kernel is None:
+                source = _drivers.topk_rows_parallel if parallel else _drivers.topk_rows_serial
+                st = _STORAGE_TYPES[np.dtype(storage)]
+                sig = types.void(types.Array(st, 2, "C", readonly=True), types.int64,
+                                 types.Array(st, 2, "C"), types.Array(types.int64, 2, "C"))
+                options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
+                           if k in source.targetoptions}
+                kernel = _cache.attach(numba.njit(**options)(source.py_func))
+                kernel.compile(sig)
+                kernel.disable_compile()
+                _compiled[key] = kernel
+    return kernel
+
+
+def run_topk(x, k, probs, idx):
+    """Softmax top-k of each row of (rows, n) storage x: probs (rows, k) of x's storage dtype
+    and idx int64 (rows, k), sorted descending (see ``_topk``)."""
+    if _use_parallel(x.shape[0], x.size):
+        mode = _threading.parallel_mode()  # the policy of _ParallelKernel
+        if mode is _threading.FREE:
+            return _topk_kernel(x.dtype, True)(x, k, probs, idx)
+        if mode is _threading.EXCLUSIVE and _threading.parallel_lock.acquire(blocking=False):
+            try:
+                return _topk_kernel(x.dtype, True)(x, k, probs, idx)
+            finally:
+                _threading.parallel_lock.release()
+    _topk_kernel(x.dtype, False)(x, k, probs, idx)
 
 
 def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),

@@ -17,6 +17,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import _columns as C
+from . import _scaled as Sc
+from . import _topk as T
+from . import _xent as X
 from . import _short as Sh
 from . import _slices as S
 from ._math import store, to_compute
@@ -402,3 +405,126 @@ def log_softmax_backward_short_parallel(g, y, out):
     gf, yf, of = g.ravel(), y.ravel(), out.ravel()
     for b in prange((rows + rb - 1) // rb):
         Sh.log_softmax_backward_block(gf, yf, of, n, b * rb, min(b * rb + rb, rows))
+
+
+# ------------------------------------------------- rows with a temperature and a mask
+# (x * scale, entries where mask; mask None for temperature alone: see _scaled). Rows only:
+# the dispatcher brings the softmax axes last in memory for these calls.
+
+
+@njit(error_model="numpy")
+def softmax_scaled_serial(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        Sc.softmax_row(x, mask, out, i, sc)
+
+
+@njit(parallel=True, error_model="numpy")
+def softmax_scaled_parallel(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        Sc.softmax_row(x, mask, out, i, sc)
+
+
+@njit(error_model="numpy")
+def log_softmax_scaled_serial(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        Sc.log_softmax_row(x, mask, out, i, sc)
+
+
+@njit(parallel=True, error_model="numpy")
+def log_softmax_scaled_parallel(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        Sc.log_softmax_row(x, mask, out, i, sc)
+
+
+@njit(error_model="numpy")
+def logsumexp_scaled_serial(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        store(out, i, to_compute(out, Sc.logsumexp_row(x, mask, i, sc)))
+
+
+@njit(parallel=True, error_model="numpy")
+def logsumexp_scaled_parallel(x, mask, scale, out):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        store(out, i, to_compute(out, Sc.logsumexp_row(x, mask, i, sc)))
+
+
+@njit(error_model="numpy")
+def softmax_backward_scaled_serial(g, y, mask, scale, out):
+    sc = to_compute(g, scale)
+    for i in range(g.shape[0]):
+        Sc.softmax_backward_row(g, y, mask, out, i, sc)
+
+
+@njit(parallel=True, error_model="numpy")
+def softmax_backward_scaled_parallel(g, y, mask, scale, out):
+    sc = to_compute(g, scale)
+    for i in prange(g.shape[0]):
+        Sc.softmax_backward_row(g, y, mask, out, i, sc)
+
+
+@njit(error_model="numpy")
+def log_softmax_backward_scaled_serial(g, y, mask, scale, out):
+    sc = to_compute(g, scale)
+    for i in range(g.shape[0]):
+        Sc.log_softmax_backward_row(g, y, mask, out, i, sc)
+
+
+@njit(parallel=True, error_model="numpy")
+def log_softmax_backward_scaled_parallel(g, y, mask, scale, out):
+    sc = to_compute(g, scale)
+    for i in prange(g.shape[0]):
+        Sc.log_softmax_backward_row(g, y, mask, out, i, sc)
+
+
+# ---------------------------------------------------------------- cross-entropy rows
+# One loss per row into loss (float64); grad (rows, C) or None for the loss alone; weight
+# (C,) float64 or None. See _xent.
+
+
+@njit(error_model="numpy")
+def xent_index_serial(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        loss[i] = X.index_row(x, target, weight, wsum, i, sc, eps, ignore_index, r, grad)
+
+
+@njit(parallel=True, error_model="numpy")
+def xent_index_parallel(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        loss[i] = X.index_row(x, target, weight, wsum, i, sc, eps, ignore_index, r, grad)
+
+
+@njit(error_model="numpy")
+def xent_probs_serial(x, target, weight, scale, eps, r, loss, grad):
+    sc = to_compute(x, scale)
+    for i in range(x.shape[0]):
+        loss[i] = X.probs_row(x, target, weight, i, sc, eps, r, grad)
+
+
+@njit(parallel=True, error_model="numpy")
+def xent_probs_parallel(x, target, weight, scale, eps, r, loss, grad):
+    sc = to_compute(x, scale)
+    for i in prange(x.shape[0]):
+        loss[i] = X.probs_row(x, target, weight, i, sc, eps, r, grad)
+
+
+# ------------------------------------------------------------------- softmax top-k rows
+
+
+@njit(error_model="numpy")
+def topk_rows_serial(x, k, probs, idx):
+    for i in range(x.shape[0]):
+        T.topk_row(x, i, k, probs, idx)
+
+
+@njit(parallel=True, error_model="numpy")
+def topk_rows_parallel(x, k, probs, idx):
+    for i in prange(x.shape[0]):
+        T.topk_row(x, i, k, probs, idx)

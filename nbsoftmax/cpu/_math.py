@@ -69,6 +69,20 @@ def fma(typingctx, a, b, c):
 
 
 @intrinsic
+def select(typingctx, cond, a, b):
+    """``a if cond else b`` as one LLVM select (no branch): Numba's conditional expression
+    became a branch that kept the masked loops of _scaled from vectorising."""
+    if cond != types.boolean or a not in (types.float32, types.float64) or a != b:
+        return None
+    sig = a(cond, a, a)
+
+    def codegen(context, builder, signature, args):
+        return builder.select(args[0], args[1], args[2])
+
+    return sig, codegen
+
+
+@intrinsic
 def rint(typingctx, a):
     """Round to nearest integer (ties to even), staying in floating point (vroundps)."""
     if a not in (types.float32, types.float64):

@@ -15,6 +15,15 @@ reductions), ``_runtime`` (numba-cuda import and device facts).
 
 from . import _api
 
+# temperature=/where= calls, cross_entropy, softmax_topk: routed here by nbsoftmax._dispatch
+from ._api import (  # noqa: E402,F401
+    cross_entropy,
+    masked_logsumexp,
+    scaled,
+    scaled_backward,
+    softmax_topk,
+)
+
 __all__ = [
     "softmax",
     "log_softmax",

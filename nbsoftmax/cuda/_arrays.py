@@ -153,7 +153,8 @@ def allocate(like, shape, strides, dtype, stream):
         if not _TORCH_DTYPES:
             _TORCH_DTYPES.update({np.dtype(np.float16): torch.float16,
                                   np.dtype(np.float32): torch.float32,
-                                  np.dtype(np.float64): torch.float64})
+                                  np.dtype(np.float64): torch.float64,
+                                  np.dtype(np.int64): torch.int64})
         obj = torch.empty_strided(shape, [s // dtype.itemsize for s in strides],
                                   dtype=_TORCH_DTYPES[dtype], device=like.obj.device)
         return obj, flat_view(obj.data_ptr(), size, dtype, obj)

@@ -170,6 +170,115 @@ def _build(kind, op, items, dtype):
     return compile_kernel(source, t.void(*args), launch_bounds=launch_bounds)
 
 
+def get_scaled_kernel(op, dtype, masked):
+    """The compiled kernel of ``_kernels_scaled`` for op on storage dtype, with or without a mask."""
+    key = ("scaled", op, masked, dtype)
+    kernel = _compiled.get(key)
+    if kernel is not None:
+        return kernel
+    with _compile_lock:
+        kernel = _compiled.get(key)
+        if kernel is None:
+            from . import _kernels_scaled as K
+
+            t = _types()
+            arr = _array_type(dtype)
+            mask = _array_type(np.dtype(np.uint8))
+            code = _ops.CODES[op]
+            if op in _ops.BACKWARD:
+                source = K.scaled_backward(code, _compute(dtype), masked)
+                args = (arr, arr, mask, arr)
+            else:
+                source = K.scaled_forward(code, _compute(dtype), masked)
+                args = (arr, mask, arr)
+            sig = t.void(*args, t.float64, t.int64, t.int64, t.int64)
+            kernel = compile_kernel(source, sig)
+            _compiled[key] = kernel
+    return kernel
+
+
+def _get_xent_kernel(name, dtype, probs, weighted, with_grad):
+    key = ("xent", name, dtype, probs, weighted, with_grad)
+    kernel = _compiled.get(key)
+    if kernel is not None:
+        return kernel
+    with _compile_lock:
+        kernel = _compiled.get(key)
+        if kernel is None:
+            from . import _kernels_xent as K
+
+            t = _types()
+            arr = _array_type(dtype)
+            f64 = _array_type(np.dtype(np.float64))
+            index = _array_type(np.dtype(np.int64))
+            if name == "denominator":
+                source = K.denominator(weighted)
+                sig = t.void(index, f64, f64, t.int64, t.int64, t.int64, t.int64)
+            elif name == "rows":
+                source = K.rows_kernel(_compute(dtype), probs, weighted, with_grad)
+                sig = t.void(arr, arr if probs else index, f64, f64, f64, arr, t.int64, t.int64,
+                             t.float64, t.float64, t.int64)
+            else:
+                source = K.total_kernel()
+                sig = t.void(f64, f64, arr, t.int64)
+            kernel = compile_kernel(source, sig)
+            _compiled[key] = kernel
+    return kernel
+
+
+def run_cross_entropy(x, target, weight, grad, losses, factor, total, rows, n, scale, eps,
+                      ignore_index, factor_mode, stream):
+    """Enqueue the three cross-entropy launches of ``_kernels_xent`` on flat device views:
+    per-row losses into ``losses`` (float64), the gradient into ``grad`` (or None), and their
+    sum into ``total[0]`` (or None for reduction "none")."""
+    dtype = np.dtype(x.dtype)
+    probs = np.dtype(target.dtype) != np.int64
+    weighted = weight is not None
+    dummy = _dummy_partials()
+    threads = _limits.max_threads
+    kernel = _get_xent_kernel("denominator", dtype, probs, weighted, False)
+    _configure(kernel, 1, threads, stream)(_dummy_index() if probs else target,
+                                           weight if weighted else dummy, factor, rows, n,
+                                           ignore_index, factor_mode)
+    with_grad = grad is not None
+    kernel = _get_xent_kernel("rows", dtype, probs, weighted, with_grad)
+    _configure(kernel, min(rows, 65_536), min(_limits.max_threads, max(32, _round_up(n, 32))),
+               stream)(x, target, weight if weighted else dummy, factor, losses,
+                       grad if with_grad else x, rows, n, scale, eps, ignore_index)
+    if total is not None:
+        kernel = _get_xent_kernel("total", dtype, False, False, False)
+        _configure(kernel, 1, threads, stream)(losses, factor, total, rows)
+
+
+_NO_INDEX = None
+
+
+def run_topk(x, probs, idx, rows, n, k, stream):
+    """Enqueue the softmax top-k kernel (``_kernels_topk``) on flat device views."""
+    dtype = np.dtype(x.dtype)
+    key = ("topk", dtype)
+    kernel = _compiled.get(key)
+    if kernel is None:
+        with _compile_lock:
+            kernel = _compiled.get(key)
+            if kernel is None:
+                from ._kernels_topk import topk_kernel
+
+                t = _types()
+                arr = _array_type(dtype)
+                sig = t.void(arr, arr, _array_type(np.dtype(np.int64)), t.int64, t.int64, t.int64)
+                kernel = _compiled[key] = compile_kernel(topk_kernel(_compute(dtype)), sig)
+    threads = min(_limits.max_threads, max(32, _round_up(n, 32)))
+    _configure(kernel, min(rows, 65_536), threads, stream)(x, probs, idx, rows, n, k)
+
+
+def _dummy_index():
+    global _NO_INDEX
+    if _NO_INDEX is None:
+        _NO_INDEX = cuda.device_array(1, np.int64)
+    return _NO_INDEX
+
+
 def get_copy_kernel(src_dtype, dst_dtype, ndim):
     """The compiled strided copy from src_dtype to dst_dtype for ndim-d arrays."""
     key = ("copy", src_dtype, dst_dtype, ndim)
@@ -296,6 +405,29 @@ def run(op, inputs, out, outer, n, inner, stream):
                 *inputs, out, partials, outer, n, chunk, chunks, _ops.STATS)
             _configure(kernel, apply_grid, block, stream)(
                 *inputs, out, partials, outer, n, chunk, chunks, _ops.APPLY)
+
+
+_NO_MASK = None
+
+
+def run_scaled(op, inputs, mask, out, scale, outer, n, inner, stream):
+    """Enqueue op of ``_kernels_scaled`` on flat device views: x * scale over the entries where
+    the flat uint8 ``mask`` is nonzero (None: all); a block per slice, grid-strided."""
+    global _NO_MASK
+    dtype = np.dtype(inputs[0].dtype)
+    masked = mask is not None
+    if not masked:
+        if _NO_MASK is None:
+            _NO_MASK = cuda.device_array(1, np.uint8)
+        mask = _NO_MASK
+    threads = min(_limits.max_threads, max(32, _round_up(n, 32)))
+    grid = min(outer * inner, 65_536)
+    kernel = get_scaled_kernel(op, dtype, masked)
+    if op in _ops.BACKWARD:
+        _configure(kernel, grid, threads, stream)(*inputs, mask, out, float(scale), outer, n, inner)
+    else:
+        _configure(kernel, grid, threads, stream)(inputs[0], mask, out, float(scale), outer, n,
+                                                  inner)
 
 
 def _dummy_partials():
