@@ -268,15 +268,7 @@ def backward(op, grad_output, output, axis, out, device=None, stream=None, *, wh
     if _on_gpu(device, grad_output, output, out):
         return getattr(_cuda_backend(), op)(grad_output, output, axis=axis, out=out,
                                             device=device, stream=stream)
-    g = _as_array(grad_output, "grad_output")
-    y = _as_array(output, "output")
-    if g.shape != y.shape:
-        raise ValueError(
-            f"grad_output has shape {g.shape} but output has shape {y.shape}; they must match"
-        )
-    rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
-                            _dtypes.result_dtype(y.dtype, "output"))
-    axes = normalize_axes(axis, g.ndim)
+    g, y, rdtype, axes = _backward_args(grad_output, output, axis)
     if out is not None:
         _check_out(out, g.shape, rdtype)
     if g.ndim == 0:
@@ -288,16 +280,7 @@ def backward(op, grad_output, output, axis, out, device=None, stream=None, *, wh
 
     layout, result = _result_layout(g, axes, out, rdtype)
     result3 = layout.view3(result)
-    g3 = _readable_view(g, layout, rdtype, result)
-    y3 = _readable_view(y, layout, rdtype, result)
-    if y3 is None:
-        y3 = _staged(y, layout, rdtype)
-    if g3 is None:
-        if np.may_share_memory(y3, result):  # y is out itself: keep it, stage g apart
-            g3 = _staged(g, layout, rdtype)
-        else:
-            _cast_copy(result, g)
-            g3 = result3
+    g3, y3 = _backward_inputs(g, y, layout, rdtype, result, result3)
     _cpu_backend().run(op, (_kernel_form(g3), _kernel_form(y3)), _kernel_form(result3))
     if out is not None and result is not out:
         np.copyto(out, result)
@@ -310,6 +293,35 @@ def _cast_copy(dst, src):
     (the result then follows the NaN/inf conventions), as a cast by dtype= should."""
     with np.errstate(over="ignore", invalid="ignore"):
         np.copyto(dst, src, casting="unsafe")
+
+
+def _backward_args(grad_output, output, axis):
+    """(g, y, result dtype, axes) of a backward call, validated."""
+    g = _as_array(grad_output, "grad_output")
+    y = _as_array(output, "output")
+    if g.shape != y.shape:
+        raise ValueError(
+            f"grad_output has shape {g.shape} but output has shape {y.shape}; they must match"
+        )
+    rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
+                            _dtypes.result_dtype(y.dtype, "output"))
+    return g, y, rdtype, normalize_axes(axis, g.ndim)
+
+
+def _backward_inputs(g, y, layout, rdtype, result, result3):
+    """(outer, n, inner) views of g and y for the kernels: read in place where the layout
+    allows, else y staged apart and g copied into the result (or apart, when y is out)."""
+    g3 = _readable_view(g, layout, rdtype, result)
+    y3 = _readable_view(y, layout, rdtype, result)
+    if y3 is None:
+        y3 = _staged(y, layout, rdtype)
+    if g3 is None:
+        if np.may_share_memory(y3, result):  # y is out itself: keep it, stage g apart
+            g3 = _staged(g, layout, rdtype)
+        else:
+            _cast_copy(result, g)
+            g3 = result3
+    return g3, y3
 
 
 def _staged(arr, layout, dtype):
@@ -452,15 +464,7 @@ def scaled_backward(op, grad_output, output, axis, out, device=None, stream=None
     if _on_gpu(device, grad_output, output, out, where):
         return _cuda_backend().scaled_backward(op, grad_output, output, axis, out, where, scale,
                                                device, stream)
-    g = _as_array(grad_output, "grad_output")
-    y = _as_array(output, "output")
-    if g.shape != y.shape:
-        raise ValueError(
-            f"grad_output has shape {g.shape} but output has shape {y.shape}; they must match"
-        )
-    rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
-                            _dtypes.result_dtype(y.dtype, "output"))
-    axes = normalize_axes(axis, g.ndim)
+    g, y, rdtype, axes = _backward_args(grad_output, output, axis)
     mask = None if where is None else check_where(where, g.shape)
     if out is not None:
         _check_out(out, g.shape, rdtype)
@@ -474,16 +478,7 @@ def scaled_backward(op, grad_output, output, axis, out, device=None, stream=None
         return out if out is not None else np.empty(g.shape, rdtype)
     layout, result = _rows_layout(g, axes, out, rdtype)
     result3 = layout.view3(result)
-    g3 = _readable_view(g, layout, rdtype, result)
-    y3 = _readable_view(y, layout, rdtype, result)
-    if y3 is None:
-        y3 = _staged(y, layout, rdtype)
-    if g3 is None:
-        if np.may_share_memory(y3, result):
-            g3 = _staged(g, layout, rdtype)
-        else:
-            _cast_copy(result, g)
-            g3 = result3
+    g3, y3 = _backward_inputs(g, y, layout, rdtype, result, result3)
     _cpu_backend().run_scaled(op, (_kernel_form(g3), _kernel_form(y3)), _mask_rows(mask, layout),
                               scale, _kernel_form(result3))
     if out is not None and result is not out:
