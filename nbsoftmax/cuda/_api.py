@@ -334,15 +334,7 @@ def _logsumexp_host(x, axis, keepdims, stream):
 
 
 def _backward_host(op, grad_output, output, axis, out, stream):
-    g = _dispatch._as_array(grad_output, "grad_output")
-    y = _dispatch._as_array(output, "output")
-    if g.shape != y.shape:
-        raise ValueError(
-            f"grad_output has shape {g.shape} but output has shape {y.shape}; they must match"
-        )
-    rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
-                            _dtypes.result_dtype(y.dtype, "output"))
-    axes = _dispatch.normalize_axes(axis, g.ndim)
+    g, y, rdtype, axes = _dispatch._backward_args(grad_output, output, axis)
     if out is not None:
         _dispatch._check_out(out, g.shape, rdtype)
     if g.ndim == 0:
