@@ -5,7 +5,7 @@ Run: ``python -m pip install -e ".[bench]" && python -m pytest benchmarks/test_c
 
 Every case (operation x dtype x shape/axis) is one pytest-benchmark group holding
 nbsoftmax (allocating and with ``out=``), every importable peer from the shared table
-``nbsoftmax._bench.peer_calls`` and the copy roofline of the same bytes; ``conftest.py``
+``nbsoftmax.cli.bench.peer_calls`` and the copy roofline of the same bytes; ``conftest.py``
 prints GB/s and speedup ratios per group at the end of the run.
 """
 
@@ -14,7 +14,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from nbsoftmax import _bench as B
+from nbsoftmax.cli import bench as B
 
 _HAVE = {name: importlib.util.find_spec(mod) is not None
          for name, mod in [("scipy", "scipy"), ("torch", "torch"), ("jax.jit", "jax")]}

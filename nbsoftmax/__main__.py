@@ -1,52 +1,8 @@
-"""The ``nbsoftmax`` command (also ``python -m nbsoftmax``).
+"""``python -m nbsoftmax``: the command line of ``nbsoftmax.cli``."""
 
-Each subcommand lives in its own module, imported only when it runs; with no subcommand a
-short demonstration is printed.
-"""
-
-import argparse
 import sys
 
-
-def _demo(args):
-    import numpy as np
-
-    import nbsoftmax
-
-    np.set_printoptions(precision=4, suppress=True)
-    print("softmax([1, 2, 3])           ->", nbsoftmax.softmax([1.0, 2.0, 3.0]))
-    print("log_softmax([1000, 1])       ->", nbsoftmax.log_softmax([1000.0, 1.0]))
-    print("logsumexp([1000, 1000])      ->", nbsoftmax.logsumexp([1000.0, 1000.0]))
-    rows = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]], dtype=np.float32)
-    print("softmax(rows, axis=1)        ->\n", nbsoftmax.softmax(rows, axis=1))
-    return 0
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog="nbsoftmax", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command")
-    demo = sub.add_parser("demo", help="print a short demonstration")
-    demo.set_defaults(func=_demo)
-    # Subcommands register here: each module has add_parser(sub) setting func=...
-    from . import _info, _warmup
-
-    _info.add_parser(sub)
-    _warmup.add_parser(sub)
-    from . import _bench
-
-    _bench.add_parser(sub)
-    from . import _score
-
-    _score.add_parser(sub)
-    return parser
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", _demo)
-    return func(args)
-
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -191,7 +191,7 @@ def test_registry_kernels_use_the_kernel_cache():
 def test_warmup_cli_fills_the_cache_for_later_processes(tmp_path):
     """`nbsoftmax warmup` in one process; a later first call loads instead of compiling."""
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "image-cache")}
-    out = run_python("import sys; from nbsoftmax.__main__ import main; sys.exit(main(sys.argv[1:]))",
+    out = run_python("import sys; from nbsoftmax.cli import main; sys.exit(main(sys.argv[1:]))",
                      env=env, args=["warmup", "--dtype", "float32", "--op", "softmax"])
     assert "cached in " + str(tmp_path / "image-cache") in out
     later = run_python("""

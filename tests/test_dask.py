@@ -10,7 +10,7 @@ import pytest
 
 import nbsoftmax
 import nbsoftmax.dask as nbdask
-from nbsoftmax.__main__ import main
+from nbsoftmax.cli import main
 from tests import checks
 from tests.subproc import run_python
 
@@ -223,7 +223,7 @@ def test_score_on_the_cluster_refuses_compressed_members(cluster, tmp_path, caps
 @pytest.mark.parametrize("fortran", [False, True])
 def test_workers_write_exactly_their_byte_ranges(tmp_path, rng, shape, fortran):
     """The cluster's output target: random blocks land where NumPy assignment puts them."""
-    from nbsoftmax._score_cluster import _OutputBlocks
+    from nbsoftmax.cli.score_cluster import _OutputBlocks
 
     path = str(tmp_path / "out.npy")
     np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape,

@@ -15,8 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from nbsoftmax import _arrayfile, _progress, _score
-from nbsoftmax.__main__ import main
+from nbsoftmax.cli import arrayfile as _arrayfile, progress as _progress, score as _score
+from nbsoftmax.cli import main
 from tests import checks
 from tests.subproc import REPO
 
@@ -411,7 +411,7 @@ _ON_SIMULATED_GPU = """
 import sys
 import numpy as np
 import nbsoftmax
-from nbsoftmax.__main__ import main
+from nbsoftmax.cli import main
 from tests import checks
 directory = sys.argv[1]
 x = (np.random.default_rng(0).standard_normal((20, 9)) * 3).astype(np.float32)

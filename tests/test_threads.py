@@ -213,7 +213,7 @@ def test_set_num_threads_is_respected():
     ("workqueue", False, True),
 ])
 def test_info_reports_layer_and_safety(layer, thread_safe, fork_safe):
-    out = run_python("import sys; from nbsoftmax.__main__ import main; sys.exit(main(sys.argv[1:]))",
+    out = run_python("import sys; from nbsoftmax.cli import main; sys.exit(main(sys.argv[1:]))",
                      env={"NUMBA_THREADING_LAYER": layer, "NUMBA_NUM_THREADS": "2"},
                      args=["info", "--json"])
     info = json.loads(out)
@@ -225,7 +225,7 @@ def test_info_reports_layer_and_safety(layer, thread_safe, fork_safe):
 
 
 def test_info_text(capsys):
-    from nbsoftmax.__main__ import main
+    from nbsoftmax.cli import main
 
     assert main(["info"]) == 0
     text = capsys.readouterr().out

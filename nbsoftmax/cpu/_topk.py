@@ -10,7 +10,7 @@ best, and is inserted after equal values, so ties go to the lower index. At the 
 probabilities ``exp(x - max) / sum`` are written. No full-size softmax is formed.
 
 A row whose softmax is NaN by the plain conventions (a NaN or +inf present, or only -inf)
-gives indices ``0..k-1`` with NaN probabilities (nbsoftmax._topk's convention: all ties).
+gives indices ``0..k-1`` with NaN probabilities (nbsoftmax.cli.topk's convention: all ties).
 """
 
 import math

@@ -14,7 +14,7 @@ _OPS = ("softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_
 def _run(args):
     import nbsoftmax
 
-    from .cpu import _cache
+    from ..cpu import _cache
 
     start = time.perf_counter()
     nbsoftmax.precompile(dtypes=args.dtype or _DTYPES, ops=args.op or None)

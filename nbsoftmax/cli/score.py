@@ -7,7 +7,7 @@
 INPUT is a ``.npy`` file or an ``.npz`` archive (``--key`` names the member; it may be left
 out when the archive holds one array). Nothing is loaded whole: contiguous blocks are read
 into one reused buffer, transformed in place by the kernels and written at their place in
-OUTPUT (``nbsoftmax._arrayfile``). A member stored uncompressed (what ``np.savez`` writes)
+OUTPUT (``nbsoftmax.cli.arrayfile``). A member stored uncompressed (what ``np.savez`` writes)
 is read like a ``.npy`` file; a compressed one (``np.savez_compressed``) is decompressed
 front to back as a stream, never held whole (twice when two passes are needed, see below).
 
@@ -40,7 +40,7 @@ write). The array is seen as ``(outer, n, inner)`` around the softmax axis:
   per-slice statistics; the command says so and stops otherwise.
 
 With ``--scheduler ADDRESS`` the same job runs on a Dask cluster
-(``nbsoftmax._score_cluster``).
+(``nbsoftmax.cli.score_cluster``).
 """
 
 import os
@@ -116,9 +116,9 @@ class Job:
     def __init__(self, args):
         import numpy as np
 
-        from . import _dtypes
-        from ._arrayfile import ArrayFile
-        from ._dispatch import normalize_axes
+        from .. import _dtypes
+        from .arrayfile import ArrayFile
+        from .._dispatch import normalize_axes
 
         self.source = ArrayFile.open(args.input, args.key)
         self.op = "log_softmax" if args.log else "softmax"
@@ -316,7 +316,7 @@ def _plan(job):
     # bytes per element held at once: whole slabs (the kernels work in place) ...
     per_element = itemsize * (WRITE_BEHIND_BUFFERS if job.top_k is None else 1) + raw
     if job.top_k is not None:
-        from ._topk import TEMP_BYTES_PER_ELEMENT
+        from .topk import TEMP_BYTES_PER_ELEMENT
 
         # ... the slab moved to rows (inner > 1), its partitioned copy, a NaN-free copy, masks
         per_element += 3 * itemsize + TEMP_BYTES_PER_ELEMENT
@@ -359,7 +359,7 @@ def _warm_up(job):
 
 def run_local(job, progress_stream=None):
     """Score on this machine; returns (slices, input bytes)."""
-    from . import _arrayfile, _progress
+    from . import arrayfile as _arrayfile, progress as _progress
 
     _warm_up(job)
     plan = _plan(job)
@@ -503,7 +503,7 @@ def _top_k_of_slabs(work, k):
     """Top-k along axis 1 of an (o, n, inner) block -> two C-contiguous (o, k, inner) arrays."""
     import numpy as np
 
-    from ._topk import top_k
+    from .topk import top_k
 
     o, n, inner = work.shape
     rows = np.moveaxis(work, 1, 2).reshape(-1, n)  # a copy when inner > 1
@@ -518,7 +518,7 @@ def _two_passes(job, plan, writers, bar):
     (combined block by block), then the probabilities from them (or their running top-k)."""
     import numpy as np
 
-    from ._blockstats import apply_stats, block_stats, combine_stats
+    from .._blockstats import apply_stats, block_stats, combine_stats
 
     axes = (1,)
     converts = job.source.dtype != job.dtype
@@ -555,7 +555,7 @@ def _merge_top_k(best, block, n0, k):
     candidates, so ties still go to the lower index."""
     import numpy as np
 
-    from ._topk import top_k
+    from .topk import top_k
 
     rows = np.moveaxis(block[0], 0, 1)  # (inner, rows)
     indices = np.broadcast_to(np.arange(n0, n0 + rows.shape[1]), rows.shape)
@@ -576,7 +576,7 @@ def _raise_interrupt(signum, frame):
 
 
 def _run(args):
-    from ._arrayfile import ArrayFileError
+    from .arrayfile import ArrayFileError
 
     try:  # SIGTERM cleans up as Ctrl-C does (only the main thread may set a handler)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -586,7 +586,7 @@ def _run(args):
     try:
         job = Job(args)
         if args.scheduler:
-            from . import _score_cluster
+            from . import score_cluster as _score_cluster
 
             slices, nbytes = _score_cluster.run(job, args.scheduler)
         else:

@@ -13,8 +13,8 @@ def collect():
 
     import nbsoftmax
 
-    from . import _threading
-    from .cpu import _cache
+    from .. import _threading
+    from ..cpu import _cache
 
     info = {"nbsoftmax": nbsoftmax.__version__, "numba": numba.__version__}
     info.update(_threading.describe())

@@ -438,7 +438,7 @@ def main(args):
     import numba
 
     if args.device == "cuda":
-        from .cuda import _bench as cuda_bench  # the GPU suite lives with the GPU backend
+        from ..cuda import _bench as cuda_bench  # the GPU suite lives with the GPU backend
 
         argv = [] if args.full else ["--quick"]
         if args.dtypes != ["float32"]:

@@ -107,7 +107,7 @@ def _runs(shape, index, value):
 
 def _write_topk_block(probabilities, axis, k, indices_target, values_target, block_info=None):
     """Top-k of one chunk (softmax axis whole) written into both parts; returns a dummy."""
-    from ._topk import top_k
+    from .topk import top_k
 
     location = block_info[0]["array-location"]
     rows = np.moveaxis(probabilities, axis, -1)
@@ -144,7 +144,7 @@ def _chunks(job, chunk_bytes):
         return tuple(chunks[::-1]) if source.fortran_order else tuple(chunks)
     slice_bytes = shape[job.axis] * itemsize
     if job.top_k is not None and slice_bytes > chunk_bytes:
-        from ._score import ScoreError
+        from .score import ScoreError
 
         raise ScoreError(f"--top-k needs one softmax slice ({slice_bytes / 1e6:,.1f} MB) per "
                          f"task, but tasks are limited to {chunk_bytes / 1e6:,.1f} MB (a quarter "
@@ -170,8 +170,8 @@ def run(job, address):
     import dask.array as da
     from distributed import Client
 
-    from . import dask as nbdask
-    from ._score import PendingOutput, ScoreError, write_topk_archive
+    from .. import dask as nbdask
+    from .score import PendingOutput, ScoreError, write_topk_archive
 
     source = job.source
     if not source.seekable:
