@@ -4,7 +4,7 @@ The public functions live here; ``nbsoftmax._dispatch`` owns validation, axes, d
 choice of kernel, and ``nbsoftmax.cpu`` / ``nbsoftmax.cuda`` hold the kernels.
 """
 
-from . import _dispatch, _threading
+from . import _args, _dispatch, _threading
 from ._layers import LogSoftmax, Softmax
 
 # Make pip's libtbb findable by Numba before any parallel launch (see nbsoftmax._threading).
@@ -27,15 +27,17 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+@_args.hide_catch_all
 def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, device=None,
-            stream=None):
+            stream=None, **unexpected):
     """Softmax along ``axis``: ``exp(x - max(x)) / sum(exp(x - max(x)))``.
 
     Parameters
     ----------
     x : array_like
         Input. bool and integer input is computed and returned as float64; float16 is
-        computed in float32 and returned as float16.
+        computed in float32 and returned as float16. A ``numpy.matrix`` is read as its 2-d
+        array and gives a plain ndarray, as ``scipy.special.softmax``.
     axis : int, tuple of ints or None, optional
         Axis or axes over which the probabilities sum to one (jointly, for a tuple), or
         None for the whole array. Default: the last axis.
@@ -43,7 +45,9 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
         Cast ``x`` to this dtype first; the result has this dtype.
     out : numpy.ndarray, optional
         Writable array of the result's shape and dtype, with any strides. It may be ``x``
-        itself (in-place).
+        itself (in-place), or overlap ``x`` or ``where`` in any way: the result is as if
+        every input were read first. A ``numpy.matrix`` raises TypeError (before anything
+        is written); ``np.asarray(out)`` is a plain view of it.
     where : array_like of bool, optional
         Mask broadcastable to ``x``: only entries where it is True take part. Masked
         entries get probability 0; a fully masked slice gives zeros (not NaN), as
@@ -72,7 +76,8 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     ValueError
         Repeated axes; ``out`` of the wrong shape or read-only.
     TypeError
-        Unsupported dtype (complex, object, string, datetime, ...); ``out`` of the wrong dtype.
+        Unsupported dtype (complex, object, string, datetime, ...); ``out`` of the wrong dtype
+        or a ``numpy.matrix``.
 
     Notes
     -----
@@ -97,12 +102,15 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     >>> nbsoftmax.softmax([1.0, 2.0, 3.0], temperature=2.0).round(4)
     array([0.1863, 0.3072, 0.5065])
     """
+    if unexpected:
+        raise _args.unexpected_keywords('softmax', unexpected)
     return _dispatch.elementwise("softmax", x, axis, dtype, out, device, stream, where=where,
                                  temperature=temperature)
 
 
+@_args.hide_catch_all
 def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, device=None,
-                stream=None):
+                stream=None, **unexpected):
     """Logarithm of the softmax along ``axis``: ``x - max(x) - log(sum(exp(x - max(x))))``.
 
     Accurate where ``log(softmax(x))`` is not: large negative values stay finite.
@@ -151,12 +159,15 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=Non
     >>> nbsoftmax.log_softmax([1.0, 2.0, 3.0], where=[True, False, True]).round(4)
     array([-2.1269,    -inf, -0.1269])
     """
+    if unexpected:
+        raise _args.unexpected_keywords('log_softmax', unexpected)
     return _dispatch.elementwise("log_softmax", x, axis, dtype, out, device, stream, where=where,
                                  temperature=temperature)
 
 
+@_args.hide_catch_all
 def softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temperature=None,
-                     device=None, stream=None):
+                     device=None, stream=None, **unexpected):
     """Gradient of a loss with respect to softmax's input, from the softmax output.
 
     Computes ``y * (g - sum(g * y, axis))`` with ``g = grad_output`` and ``y = output``
@@ -214,12 +225,15 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temp
     >>> nbsoftmax.softmax_backward([1.0, 1.0], y, where=keep)
     array([0., 0.])
     """
+    if unexpected:
+        raise _args.unexpected_keywords('softmax_backward', unexpected)
     return _dispatch.backward("softmax_backward", grad_output, output, axis, out, device, stream,
                               where=where, temperature=temperature)
 
 
+@_args.hide_catch_all
 def log_softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temperature=None,
-                         device=None, stream=None):
+                         device=None, stream=None, **unexpected):
     """Gradient of a loss with respect to log_softmax's input, from the log_softmax output.
 
     Computes ``g - exp(y) * sum(g, axis)`` with ``g = grad_output`` and ``y = output``.
@@ -271,11 +285,15 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, 
     >>> nbsoftmax.log_softmax_backward([0.0, 0.0, -1.0], y, temperature=2.0).round(4)
     array([ 0.0932,  0.1536, -0.2468])
     """
+    if unexpected:
+        raise _args.unexpected_keywords('log_softmax_backward', unexpected)
     return _dispatch.backward("log_softmax_backward", grad_output, output, axis, out, device,
                               stream, where=where, temperature=temperature)
 
 
-def logsumexp(x, axis=-1, *, keepdims=False, where=None, device=None, stream=None):
+@_args.hide_catch_all
+def logsumexp(x, axis=-1, *, keepdims=False, where=None, device=None, stream=None,
+              **unexpected):
     """``log(sum(exp(x), axis))`` computed without overflow.
 
     Parameters
@@ -312,11 +330,14 @@ def logsumexp(x, axis=-1, *, keepdims=False, where=None, device=None, stream=Non
     >>> float(nbsoftmax.logsumexp([0.0, 1e300, 0.0], where=[True, False, True]).round(4))
     0.6931
     """
+    if unexpected:
+        raise _args.unexpected_keywords('logsumexp', unexpected)
     return _dispatch.logsumexp(x, axis, keepdims, device, stream, where=where)
 
 
+@_args.hide_catch_all
 def softmin(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, device=None,
-            stream=None):
+            stream=None, **unexpected):
     """Softmin along ``axis``: ``softmax(-x / T)``, as ``torch.nn.Softmin(dim)``.
 
     The sign and temperature are applied inside the kernel; no negated copy of ``x``.
@@ -348,13 +369,16 @@ def softmin(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     >>> nbsoftmax.softmin([1.0, 2.0, 3.0]).round(4)
     array([0.6652, 0.2447, 0.09  ])
     """
+    if unexpected:
+        raise _args.unexpected_keywords('softmin', unexpected)
     return _dispatch.scaled("softmax", x, axis, dtype, out, device, stream, where=where,
                             temperature=temperature, sign=-1.0)
 
 
+@_args.hide_catch_all
 def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=0.0,
                   ignore_index=-100, weight=None, temperature=None, return_grad=False,
-                  device=None, stream=None):
+                  device=None, stream=None, **unexpected):
     """Cross-entropy of logits against class indices or class probabilities, fused.
 
     Equals ``torch.nn.functional.cross_entropy`` with the same arguments (with ``axis`` the
@@ -426,11 +450,14 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     >>> nbsoftmax.cross_entropy(logits, [0, -100], reduction="none", label_smoothing=0.1).round(4)
     array([0.5137, 0.    ])
     """
+    if unexpected:
+        raise _args.unexpected_keywords('cross_entropy', unexpected)
     return _dispatch.cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index,
                                    weight, temperature, return_grad, device, stream)
 
 
-def softmax_topk(x, k, axis=-1, *, device=None, stream=None):
+@_args.hide_catch_all
+def softmax_topk(x, k, axis=-1, *, device=None, stream=None, **unexpected):
     """The k most likely entries of each slice's softmax, without writing the full softmax.
 
     One pass over each slice: an online normaliser (running max and sum of exponentials)
@@ -475,6 +502,8 @@ def softmax_topk(x, k, axis=-1, *, device=None, stream=None):
     >>> p.round(4), i
     (array([0.3995, 0.3995, 0.147 ]), array([1, 3, 2]))
     """
+    if unexpected:
+        raise _args.unexpected_keywords('softmax_topk', unexpected)
     return _dispatch.softmax_topk(x, k, axis, device, stream)
 
 

@@ -18,7 +18,7 @@ import operator
 
 import numpy as np
 
-from . import _dtypes
+from . import _args, _dtypes, _torch_cpu
 from ._layout import Layout
 
 try:  # NumPy >= 2.0
@@ -59,8 +59,14 @@ def _cpu_backend():
 
 
 def _as_array(x, name):
+    if isinstance(x, np.matrix):
+        # As scipy.special.softmax: a matrix is read as its 2-d ndarray and the result is an
+        # ndarray (matrix indexing keeps 2 dimensions, which the layouts cannot view).
+        return np.asarray(x)
     if isinstance(x, np.ndarray):
-        return x
+        return _args.unmasked(x, name) if _args.is_masked(x) else x
+    if x is None:
+        raise _args.missing_array(name)
     try:
         return np.asarray(x)
     except (TypeError, ValueError) as exc:
@@ -90,6 +96,9 @@ def normalize_axes(axis, ndim):
         return tuple(sorted(normalize_axis_tuple(items, ndim)))
     except np.exceptions.AxisError:
         raise
+    except OverflowError:  # beyond a C long (axis=2**63): as far out of bounds as any
+        raise np.exceptions.AxisError(
+            f"axis {axis!r} is out of bounds for an array of dimension {ndim}") from None
     except ValueError:  # NumPy's own message names neither the axes nor the input
         raise ValueError(
             f"axis {axis!r} repeats an axis of a {ndim}-d input; expected distinct axes"
@@ -99,6 +108,12 @@ def normalize_axes(axis, ndim):
 def _check_out(out, shape, dtype):
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, not {type(out).__name__}")
+    if _args.is_masked(out):
+        raise TypeError("out is a numpy masked array; expected a plain numpy.ndarray (its mask "
+                        "would not be updated)")
+    if isinstance(out, np.matrix):
+        raise TypeError("out is a numpy.matrix; expected a plain numpy.ndarray "
+                        "(np.asarray(out) is one, a view of the same memory)")
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape} but the result has shape {shape}")
     if out.dtype != dtype:
@@ -203,6 +218,9 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None, *, where=None
         result = _fast_rows(op, x, axis, out)
         if result is not None:
             return result
+    if _torch_cpu.involved(x, out):
+        return _torch_cpu.call(lambda x, out: elementwise(op, x, axis, dtype, out, device, stream),
+                               x=x, out=out)
     if _on_gpu(device, x, out):
         return getattr(_cuda_backend(), op)(x, axis=axis, dtype=dtype, out=out, device=device,
                                             stream=stream)
@@ -230,6 +248,10 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None, *, where=None
 
 
 def logsumexp(x, axis, keepdims, device=None, stream=None, *, where=None):
+    keepdims = _args.check_bool(keepdims, "keepdims")
+    if _torch_cpu.involved(x, where):
+        return _torch_cpu.call(lambda x, where: logsumexp(x, axis, keepdims, device, stream,
+                                                          where=where), x=x, where=where)
     if where is not None:
         return _masked_logsumexp(x, axis, keepdims, device, stream, where)
     if _on_gpu(device, x):
@@ -265,6 +287,10 @@ def backward(op, grad_output, output, axis, out, device=None, stream=None, *, wh
     if where is not None or temperature is not None:
         return scaled_backward(op, grad_output, output, axis, out, device, stream, where=where,
                                temperature=temperature)
+    if _torch_cpu.involved(grad_output, output, out):
+        return _torch_cpu.call(lambda grad_output, output, out: backward(
+            op, grad_output, output, axis, out, device, stream), grad_output=grad_output,
+            output=output, out=out)
     if _on_gpu(device, grad_output, output, out):
         return getattr(_cuda_backend(), op)(grad_output, output, axis=axis, out=out,
                                             device=device, stream=stream)
@@ -388,6 +414,16 @@ def _rows_layout(x, axes, out, dtype):
     return layout, layout.allocate(dtype)
 
 
+def _read_before_writing(mask, result):
+    """mask, or a copy of it when its memory may overlap the result the kernels write (a
+    view of ``out``'s bytes): as for every other input, the result is as if the mask were
+    read first (issue 10 item 5: such a mask gave row sums of 1.185). May-share is a bounds
+    test, so a copy can be made where none was needed: one byte per mask element."""
+    if mask is not None and np.may_share_memory(mask, result):
+        return mask.copy()
+    return mask
+
+
 def _mask_rows(mask, layout):
     """mask as a C-contiguous bool (rows, n) array in layout's order, a view where it can be."""
     if mask is None:
@@ -405,6 +441,10 @@ def scaled(op, x, axis, dtype, out, device=None, stream=None, *, where=None, tem
            sign=1.0):
     """softmax / log_softmax of x * sign / temperature over the entries where ``where``."""
     scale = temperature_scale(temperature, sign)
+    if _torch_cpu.involved(x, out, where):
+        return _torch_cpu.call(lambda x, out, where: scaled(
+            op, x, axis, dtype, out, device, stream, where=where, temperature=temperature,
+            sign=sign), x=x, out=out, where=where)
     if _on_gpu(device, x, out, where):
         return _cuda_backend().scaled(op, x, axis, dtype, out, where, scale, device, stream)
     x, axes, rdtype = _prepare(x, axis, dtype)
@@ -420,6 +460,7 @@ def scaled(op, x, axis, dtype, out, device=None, stream=None, *, where=None, tem
     if x.size == 0:
         return out if out is not None else np.empty(x.shape, rdtype)
     layout, result = _rows_layout(x, axes, out, rdtype)
+    mask = _read_before_writing(mask, result)
     result3 = layout.view3(result)
     x3 = _readable_view(x, layout, rdtype, result)
     if x3 is None:
@@ -461,6 +502,11 @@ def scaled_backward(op, grad_output, output, axis, out, device=None, stream=None
                     temperature=None):
     """The backward passes of `scaled`: (1 / temperature) * the plain gradient, 0 where masked."""
     scale = temperature_scale(temperature)
+    if _torch_cpu.involved(grad_output, output, out, where):
+        return _torch_cpu.call(lambda grad_output, output, out, where: scaled_backward(
+            op, grad_output, output, axis, out, device, stream, where=where,
+            temperature=temperature), grad_output=grad_output, output=output, out=out,
+            where=where)
     if _on_gpu(device, grad_output, output, out, where):
         return _cuda_backend().scaled_backward(op, grad_output, output, axis, out, where, scale,
                                                device, stream)
@@ -477,6 +523,7 @@ def scaled_backward(op, grad_output, output, axis, out, device=None, stream=None
     if g.size == 0:
         return out if out is not None else np.empty(g.shape, rdtype)
     layout, result = _rows_layout(g, axes, out, rdtype)
+    mask = _read_before_writing(mask, result)
     result3 = layout.view3(result)
     g3, y3 = _backward_inputs(g, y, layout, rdtype, result, result3)
     _cpu_backend().run_scaled(op, (_kernel_form(g3), _kernel_form(y3)), _mask_rows(mask, layout),
@@ -511,6 +558,12 @@ def _class_weight(weight, n_classes):
 
 def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index, weight,
                   temperature, return_grad, device=None, stream=None):
+    reduction, label_smoothing, return_grad = _args.cross_entropy_options(
+        reduction, label_smoothing, return_grad)
+    if _torch_cpu.involved(logits, target, weight):
+        return _torch_cpu.call(lambda logits, target, weight: cross_entropy(
+            logits, target, axis, reduction, label_smoothing, ignore_index, weight, temperature,
+            return_grad, device, stream), logits=logits, target=target, weight=weight)
     if _on_gpu(device, logits, target, weight):
         return _cuda_backend().cross_entropy(logits, target, axis, reduction, label_smoothing,
                                              ignore_index, weight, temperature, return_grad,
@@ -519,11 +572,7 @@ def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index
     if x.ndim == 0 or len(axes) != 1 or isinstance(axis, (tuple, list)) or axis is None:
         raise ValueError(f"axis must be one class axis of the logits (of {x.ndim} dimensions), "
                          f"not {axis!r}")
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, not {reduction!r}")
-    eps = float(label_smoothing)
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"label_smoothing must be between 0 and 1, not {label_smoothing!r}")
+    eps = label_smoothing  # checked above, by _args.cross_entropy_options
     scale = temperature_scale(temperature)
     (class_axis,) = axes
     n_classes = x.shape[class_axis]
@@ -617,6 +666,8 @@ def _topk_axis(axis, ndim):
 
 
 def softmax_topk(x, k, axis, device=None, stream=None):
+    if _torch_cpu.involved(x):
+        return _torch_cpu.call(lambda x: softmax_topk(x, k, axis, device, stream), x=x)
     if _on_gpu(device, x):
         return _cuda_backend().softmax_topk(x, k, axis, device, stream)
     x, _, rdtype = _prepare(x, None if np.ndim(x) == 0 else 0, None)
