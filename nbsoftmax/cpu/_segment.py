@@ -1,0 +1,234 @@
+"""Segment kernels: softmax over the ragged segments ``x[offsets[k]:offsets[k + 1]]``.
+
+One source of truth with the dense kernels: a 1-D ``x`` is seen as one ``(1, N)`` row and a
+segment is the range ``b0:b1`` of it, handed to the range functions of ``_slices`` (max,
+compensated exp-sum, the write loops, the online statistics for segments that outgrow L2),
+so a segment gives the values of a dense row with the same entries. A 2-D ``x`` of shape
+``(N, C)`` (C independent columns, e.g. attention heads) gives each segment to the column
+kernels of ``_columns`` as an ``(1, length, C)`` view.
+
+Work is shared among threads by element counts, not segment counts: the dispatcher cuts the
+segments into ``task_bounds`` runs of about equal numbers of elements (a Zipf length
+distribution puts most of the elements in a few segments). Segments longer than ``max_len``
+are skipped here: the dispatcher hands each to the dense row kernels, which split one row
+among threads.
+
+Arrays: ``x``/``g``/``y`` ``(1, N)`` or ``(N, C)`` C-contiguous (read-only), ``out`` the same
+(it may be ``x`` itself), ``offsets`` int64 ``(S + 1,)``, ``task_bounds`` int64 segment indices.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import _columns as C
+from . import _slices as S
+from ._math import store2, to_compute
+
+# ------------------------------------------------------------- one segment, 1-D values
+
+
+@njit(error_model="numpy")
+def _stats(x, b0, b1):
+    """(max in the compute type, float64 sum of exp(x - max)) of x[0, b0:b1]; max not finite
+    (NaN, +inf, or -inf for an empty or all -inf segment) marks a NaN segment."""
+    if (b1 - b0) * x.itemsize > S.LONG_ROW_BYTES:
+        m64, s = S.online_stats(x, 0, b0, b1)
+        return to_compute(x, m64), s
+    m = S._block_max(x, 0, b0, b1)
+    if not math.isfinite(m):
+        return m, 0.0
+    return m, S.exp_sum_range(x, 0, m, b0, b1)
+
+
+@njit(error_model="numpy")
+def softmax_range(x, out, b0, b1, in_place):
+    m, s = _stats(x, b0, b1)
+    if not math.isfinite(m):
+        S.fill_nan_range(out, 0, b0, b1)
+    elif in_place:
+        S.write_softmax_inplace(out, 0, m, to_compute(out, 1.0 / s), b0, b1)
+    else:
+        S.write_softmax(x, out, 0, m, to_compute(out, 1.0 / s), b0, b1)
+
+
+@njit(error_model="numpy")
+def log_softmax_range(x, out, b0, b1, in_place):
+    m, s = _stats(x, b0, b1)
+    if not math.isfinite(m):
+        S.fill_nan_range(out, 0, b0, b1)
+    elif in_place:
+        S.write_log_softmax_inplace(out, 0, m, to_compute(out, math.log(s)), b0, b1)
+    else:
+        S.write_log_softmax(x, out, 0, m, to_compute(out, math.log(s)), b0, b1)
+
+
+@njit(error_model="numpy")
+def logsumexp_range(x, b0, b1):
+    m, s = S.online_stats(x, 0, b0, b1)
+    return m + math.log(s) if math.isfinite(m) else m
+
+
+# ------------------------------------------------------------------------- drivers
+
+
+@njit(error_model="numpy")
+def _segment_task(log, x, offsets, k0, k1, max_len, columns, in_place, out):
+    """softmax (log: log_softmax) of segments k0:k1; columns: x is (N, C), else (1, N)."""
+    for k in range(k0, k1):
+        b0 = offsets[k]
+        b1 = offsets[k + 1]
+        if b1 - b0 > max_len:
+            continue
+        if not columns:
+            if log:
+                log_softmax_range(x, out, b0, b1, in_place)
+            else:
+                softmax_range(x, out, b0, b1, in_place)
+            continue
+        shape = (1, b1 - b0, x.shape[1])
+        xs, os = x[b0:b1].reshape(shape), out[b0:b1].reshape(shape)
+        if log:
+            C.log_softmax_columns(xs, os, 0, 0, shape[2])
+        else:
+            C.softmax_columns(xs, os, 0, 0, shape[2])
+
+
+@njit(error_model="numpy")
+def forward_serial(log, x, offsets, task_bounds, max_len, columns, out):
+    in_place = S.same_memory(x, out)
+    for t in range(task_bounds.size - 1):
+        _segment_task(log, x, offsets, task_bounds[t], task_bounds[t + 1], max_len, columns,
+                      in_place, out)
+
+
+@njit(parallel=True, error_model="numpy")
+def forward_parallel(log, x, offsets, task_bounds, max_len, columns, out):
+    in_place = S.same_memory(x, out)
+    for t in prange(task_bounds.size - 1):
+        _segment_task(log, x, offsets, task_bounds[t], task_bounds[t + 1], max_len, columns,
+                      in_place, out)
+
+
+@njit(error_model="numpy")
+def _logsumexp_task(x, offsets, k0, k1, max_len, columns, out):
+    """out[k] (out is (S, C); C = 1 for 1-D x) for segments k0:k1."""
+    for k in range(k0, k1):
+        b0 = offsets[k]
+        b1 = offsets[k + 1]
+        if b1 - b0 > max_len:
+            continue
+        if not columns:
+            store2(out, k, 0, to_compute(out, logsumexp_range(x, b0, b1)))
+        else:
+            cols = x.shape[1]
+            C.logsumexp_columns(x[b0:b1].reshape((1, b1 - b0, cols)), out[k:k + 1], 0, 0, cols)
+
+
+@njit(error_model="numpy")
+def logsumexp_serial(x, offsets, task_bounds, max_len, columns, out):
+    for t in range(task_bounds.size - 1):
+        _logsumexp_task(x, offsets, task_bounds[t], task_bounds[t + 1], max_len, columns, out)
+
+
+@njit(parallel=True, error_model="numpy")
+def logsumexp_parallel(x, offsets, task_bounds, max_len, columns, out):
+    for t in prange(task_bounds.size - 1):
+        _logsumexp_task(x, offsets, task_bounds[t], task_bounds[t + 1], max_len, columns, out)
+
+
+@njit(error_model="numpy")
+def _backward_task(log, g, y, offsets, k0, k1, max_len, columns, out):
+    for k in range(k0, k1):
+        b0 = offsets[k]
+        b1 = offsets[k + 1]
+        if b1 - b0 > max_len:
+            continue
+        if not columns:
+            if log:
+                t = S.total_range(g, 0, b0, b1)
+                S.write_log_softmax_backward(g, y, out, 0, to_compute(out, t), b0, b1)
+            else:
+                d = S.dot_range(g, y, 0, b0, b1)
+                S.write_softmax_backward(g, y, out, 0, to_compute(out, d), b0, b1)
+        else:
+            cols = g.shape[1]
+            shape = (1, b1 - b0, cols)
+            gs, ys, os = g[b0:b1].reshape(shape), y[b0:b1].reshape(shape), out[b0:b1].reshape(shape)
+            if log:
+                C.log_softmax_backward_columns(gs, ys, os, 0, 0, cols)
+            else:
+                C.softmax_backward_columns(gs, ys, os, 0, 0, cols)
+
+
+@njit(error_model="numpy")
+def backward_serial(log, g, y, offsets, task_bounds, max_len, columns, out):
+    for t in range(task_bounds.size - 1):
+        _backward_task(log, g, y, offsets, task_bounds[t], task_bounds[t + 1], max_len, columns,
+                       out)
+
+
+@njit(parallel=True, error_model="numpy")
+def backward_parallel(log, g, y, offsets, task_bounds, max_len, columns, out):
+    for t in prange(task_bounds.size - 1):
+        _backward_task(log, g, y, offsets, task_bounds[t], task_bounds[t + 1], max_len, columns,
+                       out)
+
+
+# ------------------------------------------------------ where= and temperature= staging
+# Masked entries take part as -inf (forward) or 0 (gradients) and come out as 0 (log: -inf):
+# the dense where= conventions (a fully masked segment: 0, log -inf). The kernels above then
+# run on the staged copy, in place. A temperature T is applied to the difference from the
+# segment's max, (x - m) / T, never to x alone: x / T rounded at x's own magnitude would
+# break shift invariance (x + 1e6 in float32). float32 values are staged from float64
+# arithmetic (the difference of two float32 is exact there: one rounding in all).
+
+
+@njit(parallel=True, error_model="numpy")
+def stage_scaled(x, mask, scale, fill, out):
+    """out = x * scale where mask (or everywhere: mask None), fill elsewhere; flat arrays."""
+    sc = to_compute(out, scale)
+    f = to_compute(out, fill)
+    for i in prange(x.size):
+        if mask is None or mask[i]:
+            out[i] = x[i] * sc
+        else:
+            out[i] = f
+
+
+@njit(error_model="numpy")
+def _stage_segment(x, mask, b0, b1, inv_t, out):
+    """out[b0:b1, c] = (x - max) / T over the entries where mask, -inf elsewhere."""
+    for c in range(x.shape[1]):
+        m = -np.inf
+        for i in range(b0, b1):
+            if mask is None or mask[i, c]:
+                m = S.fmaximum(m, np.float64(x[i, c]))
+        if not math.isfinite(m):
+            m = 0.0  # NaN and +inf reach the kernels as NaN; -inf entries stay -inf
+        for i in range(b0, b1):
+            if mask is None or mask[i, c]:
+                out[i, c] = to_compute(out, (np.float64(x[i, c]) - m) * inv_t)
+            else:
+                out[i, c] = to_compute(out, -np.inf)
+
+
+@njit(parallel=True, error_model="numpy")
+def stage_temperature(x, mask, offsets, task_bounds, inv_t, out):
+    """(N, C) arrays: each segment's entries as (x - max) / T (see above)."""
+    for t in prange(task_bounds.size - 1):
+        for k in range(task_bounds[t], task_bounds[t + 1]):
+            _stage_segment(x, mask, offsets[k], offsets[k + 1], inv_t, out)
+
+
+@njit(parallel=True, error_model="numpy")
+def finish_masked(out, mask, scale, fill):
+    """out = out * scale where mask, fill elsewhere (flat arrays)."""
+    sc = to_compute(out, scale)
+    f = to_compute(out, fill)
+    for i in prange(out.size):
+        if mask is None or mask[i]:
+            out[i] = out[i] * sc
+        else:
+            out[i] = f
