@@ -15,6 +15,7 @@ result is computed and copied into it.
 """
 
 import operator
+import sys
 
 import numpy as np
 
@@ -211,6 +212,10 @@ def _fast_rows(op, x, axis, out):
 def elementwise(op, x, axis, dtype, out, device=None, stream=None, *, where=None,
                 temperature=None):
     """softmax / log_softmax: result of x's shape."""
+    sparse = sys.modules.get("scipy.sparse") if type(x) is not np.ndarray else None
+    if sparse is not None and sparse.issparse(x):  # stored entries only: nbsoftmax._sparse
+        from . import _sparse
+        return _sparse.elementwise(op, x, axis, dtype, out, where, temperature, device)
     if where is not None or temperature is not None:
         return scaled(op, x, axis, dtype, out, device, stream, where=where,
                       temperature=temperature)
