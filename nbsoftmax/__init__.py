@@ -103,7 +103,7 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     array([0.1863, 0.3072, 0.5065])
     """
     if unexpected:
-        raise _args.unexpected_keywords('softmax', unexpected)
+        raise _args.unexpected_keywords("softmax", unexpected)
     return _dispatch.elementwise("softmax", x, axis, dtype, out, device, stream, where=where,
                                  temperature=temperature)
 
@@ -160,7 +160,7 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=Non
     array([-2.1269,    -inf, -0.1269])
     """
     if unexpected:
-        raise _args.unexpected_keywords('log_softmax', unexpected)
+        raise _args.unexpected_keywords("log_softmax", unexpected)
     return _dispatch.elementwise("log_softmax", x, axis, dtype, out, device, stream, where=where,
                                  temperature=temperature)
 
@@ -226,7 +226,8 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temp
     array([0., 0.])
     """
     if unexpected:
-        raise _args.unexpected_keywords('softmax_backward', unexpected)
+        raise _args.unexpected_keywords("softmax_backward", unexpected,
+                                        leading="grad_output, output, ")
     return _dispatch.backward("softmax_backward", grad_output, output, axis, out, device, stream,
                               where=where, temperature=temperature)
 
@@ -286,7 +287,8 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, 
     array([ 0.0932,  0.1536, -0.2468])
     """
     if unexpected:
-        raise _args.unexpected_keywords('log_softmax_backward', unexpected)
+        raise _args.unexpected_keywords("log_softmax_backward", unexpected,
+                                        leading="grad_output, output, ")
     return _dispatch.backward("log_softmax_backward", grad_output, output, axis, out, device,
                               stream, where=where, temperature=temperature)
 
@@ -331,7 +333,7 @@ def logsumexp(x, axis=-1, *, keepdims=False, where=None, device=None, stream=Non
     0.6931
     """
     if unexpected:
-        raise _args.unexpected_keywords('logsumexp', unexpected)
+        raise _args.unexpected_keywords("logsumexp", unexpected)
     return _dispatch.logsumexp(x, axis, keepdims, device, stream, where=where)
 
 
@@ -370,7 +372,7 @@ def softmin(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     array([0.6652, 0.2447, 0.09  ])
     """
     if unexpected:
-        raise _args.unexpected_keywords('softmin', unexpected)
+        raise _args.unexpected_keywords("softmin", unexpected)
     return _dispatch.scaled("softmax", x, axis, dtype, out, device, stream, where=where,
                             temperature=temperature, sign=-1.0)
 
@@ -451,7 +453,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     array([0.5137, 0.    ])
     """
     if unexpected:
-        raise _args.unexpected_keywords('cross_entropy', unexpected)
+        raise _args.unexpected_keywords("cross_entropy", unexpected, leading="logits, target, ")
     return _dispatch.cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index,
                                    weight, temperature, return_grad, device, stream)
 
@@ -503,7 +505,7 @@ def softmax_topk(x, k, axis=-1, *, device=None, stream=None, **unexpected):
     (array([0.3995, 0.3995, 0.147 ]), array([1, 3, 2]))
     """
     if unexpected:
-        raise _args.unexpected_keywords('softmax_topk', unexpected)
+        raise _args.unexpected_keywords("softmax_topk", unexpected, leading="x, k, ")
     return _dispatch.softmax_topk(x, k, axis, device, stream)
 
 

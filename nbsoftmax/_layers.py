@@ -6,14 +6,17 @@ functions, so they run on whatever backend the arrays select (host arrays on the
 device arrays on the GPU).
 """
 
-from . import _dispatch
+from . import _args, _dispatch
 
 
 class _SoftmaxLayer:
     __slots__ = ("axis", "temperature", "output")
     _forward = _backward = None  # op names, set by the subclasses
 
-    def __init__(self, axis=-1, *, temperature=None):
+    @_args.hide_catch_all
+    def __init__(self, axis=-1, *, temperature=None, **unexpected):
+        if unexpected:  # named for the public class (Softmax), not this private base
+            raise _args.unexpected_keywords(type(self).__name__, unexpected, leading="")
         self.axis = axis
         self.temperature = temperature
         self.output = None

@@ -4,6 +4,8 @@ Each case calls a function with fresh arrays and checks afterwards that the inpu
 are bit-for-bit what they were (errors are raised before anything is written).
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,173 @@ def test_options_are_keyword_only(func):
         nbsoftmax.logsumexp(_x(), -1, True)
     with pytest.raises(TypeError):
         nbsoftmax.softmax_backward(_x(), _x(), -1, _out())
+
+
+# ------------------------------------------------------------------ issue 11 item 13
+# Arguments of the wrong kind: torch's keyword names, None for an array, strings for numbers
+# and bools, masked arrays, axes beyond a C long.
+
+def _xent(**kw):
+    return nbsoftmax.cross_entropy(_x(), np.array([0, 1, 2]), **kw)
+
+
+# (function name, call with **kw, leading arguments in the suggested call)
+PUBLIC = [
+    ("softmax", lambda **kw: nbsoftmax.softmax(_x(), **kw)),
+    ("log_softmax", lambda **kw: nbsoftmax.log_softmax(_x(), **kw)),
+    ("softmin", lambda **kw: nbsoftmax.softmin(_x(), **kw)),
+    ("logsumexp", lambda **kw: nbsoftmax.logsumexp(_x(), **kw)),
+    ("softmax_backward", lambda **kw: nbsoftmax.softmax_backward(_x(), _x(), **kw)),
+    ("log_softmax_backward", lambda **kw: nbsoftmax.log_softmax_backward(_x(), _x(), **kw)),
+    ("cross_entropy", _xent),
+    ("softmax_topk", lambda **kw: nbsoftmax.softmax_topk(_x(), 2, **kw)),
+    ("Softmax", lambda **kw: nbsoftmax.Softmax(**kw)),
+    ("LogSoftmax", lambda **kw: nbsoftmax.LogSoftmax(**kw)),
+]
+
+
+@pytest.mark.parametrize("name,call", PUBLIC, ids=[p[0] for p in PUBLIC])
+def test_torch_dim_keyword_says_axis(name, call):
+    with pytest.raises(TypeError) as info:
+        call(dim=1)
+    message = str(info.value)
+    assert message.startswith(f"{name}() got an unexpected keyword argument 'dim'")
+    assert "axis=" in message and "_SoftmaxLayer" not in message
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument "
+                                        r"'nonsense'$"):
+        call(nonsense=1)
+
+
+def test_torch_keepdim_keyword_says_keepdims():
+    with pytest.raises(TypeError, match=r"'keepdim'.*keepdims="):
+        nbsoftmax.logsumexp(_x(), keepdim=True)
+
+
+@pytest.mark.parametrize("name", [p[0] for p in PUBLIC])
+def test_signatures_show_no_catch_all(name):
+    import inspect
+
+    params = inspect.signature(getattr(nbsoftmax, name)).parameters.values()
+    assert all(p.kind is not p.VAR_KEYWORD for p in params)
+
+
+NONE_CASES = [
+    ("softmax-x", lambda: nbsoftmax.softmax(None), "x"),
+    ("log_softmax-x", lambda: nbsoftmax.log_softmax(None, temperature=2.0), "x"),
+    ("logsumexp-x", lambda: nbsoftmax.logsumexp(None), "x"),
+    ("softmax_backward-output", lambda: nbsoftmax.softmax_backward(_x(), None), "output"),
+    ("log_softmax_backward-grad", lambda: nbsoftmax.log_softmax_backward(None, _x()),
+     "grad_output"),
+    ("cross_entropy-target", lambda: nbsoftmax.cross_entropy(_x(), None), "target"),
+    ("softmax_topk-x", lambda: nbsoftmax.softmax_topk(None, 1), "x"),
+]
+
+
+@pytest.mark.parametrize("call,name", [c[1:] for c in NONE_CASES], ids=[c[0] for c in NONE_CASES])
+def test_none_for_an_array_says_what_was_expected(call, name):
+    with pytest.raises(TypeError, match=rf"^{name} must be an array or array_like of real "
+                                        r"numbers .*, not None$"):
+        call()
+
+
+@pytest.mark.parametrize("keepdims", ["no", "", 2, 1.0, None, [True]])
+def test_keepdims_must_be_a_bool(keepdims):
+    with pytest.raises(TypeError, match=re.escape(f"keepdims must be True or False, not {keepdims!r}")):
+        nbsoftmax.logsumexp(_x(), keepdims=keepdims)
+
+
+@pytest.mark.parametrize("keepdims,shape", [(True, (3, 1)), (np.True_, (3, 1)), (1, (3, 1)),
+                                            (False, (3,)), (np.False_, (3,)), (0, (3,))])
+def test_keepdims_bools(keepdims, shape):
+    assert nbsoftmax.logsumexp(_x(), keepdims=keepdims).shape == shape
+
+
+XENT_CASES = [
+    ("smoothing-str", dict(label_smoothing="0.1"), TypeError,
+     r"label_smoothing must be a real number, not '0.1'"),
+    ("smoothing-bool", dict(label_smoothing=True), TypeError, r"label_smoothing must be a real"),
+    ("smoothing-none", dict(label_smoothing=None), TypeError, r"label_smoothing must be a real"),
+    ("smoothing-nan", dict(label_smoothing=float("nan")), ValueError, r"between 0 and 1, not nan"),
+    ("smoothing-big", dict(label_smoothing=1.5), ValueError, r"between 0 and 1, not 1.5"),
+    ("reduction-int", dict(reduction=1), TypeError, r"reduction must be one of .* \(a str\), not 1"),
+    ("reduction-none-object", dict(reduction=None), TypeError, r"reduction must be one of"),
+    ("reduction-unknown", dict(reduction="avg"), ValueError, r"reduction must be one of .*'avg'"),
+    ("return-grad-str", dict(return_grad="yes"), TypeError,
+     r"return_grad must be True or False, not 'yes'"),
+]
+
+
+@pytest.mark.parametrize("kw,exc,match", [c[1:] for c in XENT_CASES], ids=[c[0] for c in XENT_CASES])
+def test_cross_entropy_option_types(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        _xent(**kw)
+
+
+def test_cross_entropy_numeric_options_of_numpy_types():
+    want = _xent(label_smoothing=0.25)
+    assert _xent(label_smoothing=np.float32(0.25)) == want
+    assert _xent(label_smoothing=np.float64(0.25), reduction=np.str_("mean")) == want
+    assert _xent(label_smoothing=0) == _xent()
+
+
+HUGE_AXES = [2**63, -(2**63) - 1, 2**64, 10**30, (0, 2**63)]
+AXIS_CALLS = [p for p in PUBLIC if p[0][0].islower()]
+
+
+@pytest.mark.parametrize("axis", HUGE_AXES, ids=str)
+@pytest.mark.parametrize("name,call", AXIS_CALLS, ids=[p[0] for p in AXIS_CALLS])
+def test_axis_beyond_a_c_long_is_an_axis_error(name, call, axis):
+    if name in ("cross_entropy", "softmax_topk") and isinstance(axis, tuple):
+        exc = ValueError  # one class axis only: a tuple is refused before its values
+    else:
+        exc = AxisError
+    with pytest.raises(exc, match="axis"):
+        call(axis=axis)
+
+
+# Masked arrays: decided (nbsoftmax._args.unmasked) that a mask is never read implicitly;
+# one with masked entries is refused with the explicit spelling (where=), one without any
+# is its data.
+def _masked():
+    return np.ma.array(_x(), mask=np.arange(12).reshape(SHAPE) % 5 == 0)
+
+
+MASKED_CASES = [
+    ("softmax", lambda m: nbsoftmax.softmax(m), "x"),
+    ("logsumexp", lambda m: nbsoftmax.logsumexp(m, where=np.ones(SHAPE, bool)), "x"),
+    ("backward-output", lambda m: nbsoftmax.softmax_backward(_x(), m), "output"),
+    ("cross_entropy", lambda m: nbsoftmax.cross_entropy(m, [0, 1, 2]), "x"),
+    ("softmax_topk", lambda m: nbsoftmax.softmax_topk(m, 2), "x"),
+    ("where", lambda m: nbsoftmax.softmax(_x(), where=m > 0), "where"),
+]
+
+
+@pytest.mark.parametrize("call,name", [c[1:] for c in MASKED_CASES],
+                         ids=[c[0] for c in MASKED_CASES])
+def test_masked_arrays_with_masked_entries_are_refused(call, name):
+    m = _masked()
+    data, mask = m.data.copy(), m.mask.copy()
+    with pytest.raises(TypeError, match=rf"{name} is a numpy masked array \(3 of 12 entries "
+                                        r"masked\).*where=~np.ma.getmaskarray"):
+        call(m)
+    np.testing.assert_array_equal(m.data, data)
+    np.testing.assert_array_equal(m.mask, mask)
+
+
+def test_masked_out_is_refused_and_unwritten():
+    out = np.ma.array(_out(), mask=False)
+    with pytest.raises(TypeError, match="out is a numpy masked array"):
+        nbsoftmax.softmax(_x(), out=out)
+    assert (out.data == 42.0).all()
+
+
+def test_masked_array_without_masked_entries_is_its_data():
+    m = np.ma.array(_x(), mask=False)
+    got = nbsoftmax.softmax(m, axis=0)
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, nbsoftmax.softmax(_x(), axis=0))
+    # the explicit spelling of a mask gives the masked semantics
+    m = _masked()
+    got = nbsoftmax.softmax(m.data, where=~np.ma.getmaskarray(m))
+    assert (got[m.mask] == 0).all()
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, rtol=1e-15)
