@@ -27,11 +27,20 @@ The policy, in two parts:
    correctness; ``nbsoftmax info`` shows which case applies.
 
 Numba kernels of other libraries running at the same time are outside this guard.
+
+Locks and ``fork``: a child process has only the thread that called ``fork``, so a lock held
+by any other thread at that moment would stay held in the child forever. Every lock of the
+package is a ``ForkSafeLock``: a forked child gets it fresh. Locks that guard compilation
+(``compile_guard=True``, and Numba's own compiler lock with them) are also *taken* before
+the fork, so a fork waits until a compile running in another thread has ended (at most
+``FORK_WAIT_SECONDS``) and the child starts from a consistent state (a half-built kernel in
+the parent's registry, or LLVM inside a compile, cannot be resumed in the child).
 """
 
 import os
 import sys
 import threading
+import weakref
 
 # TBB_runtime_interface_version() of oneTBB 2021.6, the oldest Numba's TBB layer accepts.
 _TBB_MIN_INTERFACE = 12060
@@ -47,7 +56,109 @@ _tbb_handle = None  # keeps the ctypes.CDLL alive
 FREE, EXCLUSIVE, SERIAL = "free", "exclusive", "serial"
 _mode = None
 _forked_from_unsafe = False
-parallel_lock = threading.Lock()
+
+# The longest a fork waits for a compile running in another thread (see ForkSafeLock). A
+# parallel kernel compiles in 2-10 s on the 2-core build machine; past this the fork goes on
+# and the child gets fresh locks anyway (safe for nbsoftmax's own state; Numba's compiler
+# state may then be inconsistent in the child).
+FORK_WAIT_SECONDS = 30.0
+
+_fork_safe_locks = weakref.WeakSet()
+
+
+class ForkSafeLock:
+    """A lock (``reentrant``: an RLock) that a forked child always gets unlocked.
+
+    ``compile_guard``: the lock guards compilation; ``fork`` in another thread waits until it
+    is free (and takes Numba's compiler lock too) so that the child inherits no half-done
+    compile. Other locks (held while a kernel runs, possibly for long) are simply re-created
+    in the child.
+
+    Examples
+    --------
+    >>> from nbsoftmax._threading import ForkSafeLock
+    >>> lock = ForkSafeLock()
+    >>> with lock:
+    ...     lock.locked()
+    True
+    """
+
+    __slots__ = ("_factory", "_lock", "compile_guard", "_held_for_fork", "__weakref__")
+
+    def __init__(self, reentrant=False, compile_guard=False):
+        self._factory = threading.RLock if reentrant else threading.Lock
+        self._lock = self._factory()
+        self.compile_guard = compile_guard
+        self._held_for_fork = False
+        _fork_safe_locks.add(self)
+
+    def acquire(self, blocking=True, timeout=-1):
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self):
+        self._lock.release()
+
+    def locked(self):
+        """Whether some thread holds the lock (a snapshot)."""
+        if self._lock.acquire(blocking=False):
+            self._lock.release()
+            return False
+        return True
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+    # -- fork protocol (os.register_at_fork, below)
+    def _before_fork(self):
+        if self.compile_guard:
+            self._held_for_fork = self._lock.acquire(timeout=FORK_WAIT_SECONDS)
+
+    def _after_fork_in_parent(self):
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
+    def _after_fork_in_child(self):
+        if self._held_for_fork:  # this thread took it for the fork: other holders are gone
+            self._held_for_fork = False
+            self._lock.release()
+        else:  # held, or maybe held, by a thread that does not exist in the child
+            self._lock = self._factory()
+
+
+# One Python thread at a time may launch a parallel kernel when the layer is not thread-safe.
+parallel_lock = ForkSafeLock()
+
+
+def _numba_compiler_lock():
+    """Numba's global compiler lock, if Numba is imported and keeps it where we expect."""
+    module = sys.modules.get("numba.core.compiler_lock")
+    lock = getattr(getattr(module, "global_compiler_lock", None), "_lock", None)
+    return lock if hasattr(lock, "acquire") else None
+
+
+_numba_lock_held_for_fork = False
+
+
+def _before_fork():
+    global _numba_lock_held_for_fork
+    guards = [lock for lock in list(_fork_safe_locks) if lock.compile_guard]
+    for lock in guards:  # ours first, then Numba's: the order a compile takes them
+        lock._before_fork()
+    numba_lock = _numba_compiler_lock()
+    if guards and numba_lock is not None:
+        _numba_lock_held_for_fork = numba_lock.acquire(timeout=FORK_WAIT_SECONDS)
+
+
+def _after_fork_in_parent():
+    global _numba_lock_held_for_fork
+    if _numba_lock_held_for_fork:
+        _numba_lock_held_for_fork = False
+        _numba_compiler_lock().release()
+    for lock in list(_fork_safe_locks):
+        lock._after_fork_in_parent()
 
 
 def configured_layer():
@@ -158,9 +269,18 @@ def parallel_mode():
 
 
 def _after_fork_in_child():
-    global _forked_from_unsafe, parallel_lock
+    global _forked_from_unsafe, _numba_lock_held_for_fork
     # A lock held by another parent thread at fork time would never be released here.
-    parallel_lock = threading.Lock()
+    for lock in list(_fork_safe_locks):
+        lock._after_fork_in_child()
+    numba_module = sys.modules.get("numba.core.compiler_lock")
+    if _numba_lock_held_for_fork:
+        _numba_lock_held_for_fork = False
+        _numba_compiler_lock().release()
+    elif numba_module is not None and _numba_compiler_lock() is not None:
+        # Not taken before the fork (a compile outlasted FORK_WAIT_SECONDS, or nbsoftmax
+        # holds no compile guard): whoever held it is gone.
+        numba_module.global_compiler_lock._lock = threading.RLock()
     if _forked_from_unsafe or not _layer_started():
         return
     try:
@@ -172,8 +292,15 @@ def _after_fork_in_child():
     _forked_from_unsafe = not fork_safe
 
 
+# Before-fork hooks run in the reverse order of registration, and logging's takes logging's
+# module lock, which a compile in another thread may need (Numba logs while loading its
+# registries): waiting for that compile with logging's lock held was a deadlock. logging is
+# imported first so that its hook is registered before ours and runs after it.
+import logging  # noqa: E402,F401  (for its fork hook's place in the order)
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 # ------------------------------------------------------------------ report

@@ -66,3 +66,41 @@ def test_fork_pool_after_gnu_openmp_runs_serial_in_children():
 def test_fork_pool_under_workqueue():
     result = pool_run("fork", "workqueue")
     assert result == {"layer": "workqueue", "child_modes": ["exclusive"]}
+
+
+_FORK_WHILE_COMPILING = """
+import os, sys, threading, time
+import numba
+import numpy as np
+import nbsoftmax
+from nbsoftmax import cpu
+from tests import checks
+
+x = np.linspace(-3, 3, 40).reshape(4, 10)  # float64: one serial kernel, compiled (empty cache)
+worker = threading.Thread(target=nbsoftmax.softmax, args=(x,))
+worker.start()
+deadline = time.monotonic() + 60
+while not cpu._compile_lock.locked():  # the worker is compiling now
+    assert worker.is_alive() and time.monotonic() < deadline, "the compile was not seen"
+    time.sleep(0.001)
+pid = os.fork()
+if pid == 0:  # the child: the same kernel, and a (small) compile of its own
+    try:
+        checks.assert_softmax(nbsoftmax.softmax(x), x)
+        assert numba.njit(lambda a: a + 1)(1) == 2  # Numba's compiler lock is free
+    except BaseException as exc:
+        print("child failed:", repr(exc), flush=True)
+        os._exit(1)
+    os._exit(0)
+worker.join()
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_fork_while_another_thread_compiles(tmp_path):
+    """The child of a fork taken while a thread holds the compile locks (nbsoftmax's and
+    Numba's) must not wait forever for locks that no thread of it will release."""
+    out = run_python(_FORK_WHILE_COMPILING, env={"NUMBA_CACHE_DIR": tmp_path / "cache"},
+                     timeout=120)
+    assert out.strip().splitlines()[-1] == "child 0"

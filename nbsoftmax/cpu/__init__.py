@@ -10,8 +10,6 @@ Parallel drivers run through ``_ParallelKernel``, which applies the threading po
 ``nbsoftmax._threading`` (serial fallback where the active threading layer is unsafe).
 """
 
-import threading
-
 import numba
 import numpy as np
 from numba import types
@@ -66,10 +64,16 @@ _OPS = {
 }
 
 _compiled = {}
-_compile_lock = threading.Lock()
+# Reentrant, and taken by a fork in another thread until the compile ends (see
+# _threading.ForkSafeLock): a child forked mid-compile must not inherit it held.
+_compile_lock = _threading.ForkSafeLock(reentrant=True, compile_guard=True)
 
 
 _MASK_TYPE = types.Array(types.boolean, 2, "C", readonly=True)
+# The scaled kernels' variants (one source, _drivers.*_scaled_*): with or without a mask,
+# and with the sign alone (float64) or a temperature (_temperature.kernel_scaling's tuple).
+_SCALED_LAYOUTS = ("scaled", "masked", "tempered", "tempered_masked")
+_TEMPERED_TYPE = types.UniTuple(types.float64, 4)
 
 
 def _signature(op, layout, storage):
@@ -77,9 +81,10 @@ def _signature(op, layout, storage):
     ndim = 3 if layout == "columns" else 2
     ro = types.Array(storage, ndim, "C", readonly=True)
     rw = types.Array(storage, ndim + dim_change, "C")
-    if layout in ("scaled", "masked"):  # (inputs, mask or None, scale, out): see _scaled
-        mask = _MASK_TYPE if layout == "masked" else types.none
-        return types.void(*((ro,) * n_inputs), mask, types.float64, rw)
+    if layout in _SCALED_LAYOUTS:  # (inputs, mask or None, scaling, out): see _scaled
+        mask = _MASK_TYPE if layout in ("masked", "tempered_masked") else types.none
+        scaling = _TEMPERED_TYPE if layout.startswith("tempered") else types.float64
+        return types.void(*((ro,) * n_inputs), mask, scaling, rw)
     args = (ro,) * n_inputs + (rw,)
     if layout in ("columns", "split"):
         args += (types.intp,)  # tile (columns) or chunk (split)
@@ -94,7 +99,7 @@ def get_kernel(op, layout, dtype, parallel):
         with _compile_lock:
             kernel = _compiled.get(key)
             if kernel is None:
-                kind = "scaled" if layout == "masked" else layout  # one source, two variants
+                kind = "scaled" if layout in _SCALED_LAYOUTS else layout  # one source, 4 variants
                 source = getattr(_drivers, f"{op}_{kind}_{'parallel' if parallel else 'serial'}")
                 sig = _signature(op, layout, _STORAGE_TYPES[np.dtype(dtype)])
                 # A dispatcher per signature: with compilation disabled after this one
@@ -201,17 +206,23 @@ def run(op, inputs, out, in_place=False):
         get_kernel(op, "columns", first.dtype, parallel)(*inputs, out, tile)
 
 
-def run_scaled(op, inputs, mask, scale, out):
-    """Run op on (rows, n) storage views of ``x * scale`` restricted to ``mask`` (a bool
-    (rows, n) array, or None for all entries); writes out (see ``_scaled``)."""
+def run_scaled(op, inputs, mask, scaling, out):
+    """Run op on (rows, n) storage views of ``x * sign / T`` restricted to ``mask`` (a bool
+    (rows, n) array, or None for all entries); writes out (see ``_scaled``). ``scaling``: the
+    sign alone (a real number: no temperature), or ``_temperature.kernel_scaling``'s tuple."""
     first = inputs[0]
     layout = "scaled" if mask is None else "masked"
+    if isinstance(scaling, tuple):
+        layout = "tempered" if mask is None else "tempered_masked"
+        scaling = tuple(map(float, scaling))
+    else:
+        scaling = float(scaling)
     parallel = _use_parallel(first.shape[0], first.size)
-    get_kernel(op, layout, first.dtype, parallel)(*inputs, mask, float(scale), out)
+    get_kernel(op, layout, first.dtype, parallel)(*inputs, mask, scaling, out)
 
 
-def _xent_kernel(kind, storage, weighted, with_grad, parallel):
-    key = ("xent", kind, storage, weighted, with_grad, parallel)
+def _xent_kernel(kind, storage, weighted, with_grad, tempered, parallel):
+    key = ("xent", kind, storage, weighted, with_grad, tempered, parallel)
     kernel = _compiled.get(key)
     if kernel is None:
         with _compile_lock:
@@ -224,12 +235,13 @@ def _xent_kernel(kind, storage, weighted, with_grad, parallel):
                 weight = types.Array(f64, 1, "C", readonly=True) if weighted else types.none
                 grad = types.Array(st, 2, "C") if with_grad else types.none
                 loss = types.Array(f64, 1, "C")
+                scaling = _TEMPERED_TYPE if tempered else f64
                 if kind == "index":
                     target = types.Array(types.int64, 1, "C", readonly=True)
-                    sig = types.void(ro, target, weight, f64, f64, f64, types.int64, f64, loss,
-                                     grad)
+                    sig = types.void(ro, target, weight, f64, scaling, f64, types.int64, f64,
+                                     loss, grad)
                 else:
-                    sig = types.void(ro, ro, weight, f64, f64, f64, loss, grad)
+                    sig = types.void(ro, ro, weight, scaling, f64, f64, loss, grad)
                 options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
                            if k in source.targetoptions}
                 kernel = _cache.attach(numba.njit(**options)(source.py_func))
@@ -239,24 +251,27 @@ def _xent_kernel(kind, storage, weighted, with_grad, parallel):
     return kernel
 
 
-def run_xent(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
+def run_xent(x, target, weight, wsum, scaling, eps, ignore_index, r, loss, grad):
     """Per-row cross-entropy of (rows, C) storage x against int64 class indices (rows,) or
     class probabilities (rows, C) of x's storage dtype; writes loss (float64 (rows,)) and grad
-    ((rows, C) or None). See ``_xent``."""
+    ((rows, C) or None). ``scaling`` as for `run_scaled` (sign 1.0 without a temperature).
+    See ``_xent``."""
     kind = "index" if target.ndim == 1 else "probs"
-    args = ((x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad) if kind == "index"
-            else (x, target, weight, scale, eps, r, loss, grad))
-    weighted, with_grad = weight is not None, grad is not None
+    tempered = isinstance(scaling, tuple)
+    scaling = tuple(map(float, scaling)) if tempered else float(scaling)
+    args = ((x, target, weight, wsum, scaling, eps, ignore_index, r, loss, grad)
+            if kind == "index" else (x, target, weight, scaling, eps, r, loss, grad))
+    variant = (kind, x.dtype, weight is not None, grad is not None, tempered)
     if _use_parallel(x.shape[0], x.size):
         mode = _threading.parallel_mode()  # the policy of _ParallelKernel
         if mode is _threading.FREE:
-            return _xent_kernel(kind, x.dtype, weighted, with_grad, True)(*args)
+            return _xent_kernel(*variant, True)(*args)
         if mode is _threading.EXCLUSIVE and _threading.parallel_lock.acquire(blocking=False):
             try:
-                return _xent_kernel(kind, x.dtype, weighted, with_grad, True)(*args)
+                return _xent_kernel(*variant, True)(*args)
             finally:
                 _threading.parallel_lock.release()
-    _xent_kernel(kind, x.dtype, weighted, with_grad, False)(*args)
+    _xent_kernel(*variant, False)(*args)
 
 
 def _topk_kernel(storage, parallel):
@@ -294,21 +309,10 @@ def run_topk(x, k, probs, idx):
     _topk_kernel(x.dtype, False)(x, k, probs, idx)
 
 
-def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64),
-               layouts=("rows", "rows_general", "block", "short", "columns", "split"),
-               parallel=(False, True)):
-    """Compile (or load from the on-disk cache) the given kernel variants now."""
-    for op in ops:
-        for dtype in dtypes:
-            storage = np.dtype(np.uint16) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
-            for layout in layouts:
-                for par in parallel:
-                    if layout == "split" and not par:
-                        continue  # split rows exist only in parallel
-                    if layout == "short" and not SHORT_ROW[op]:
-                        continue
-                    if layout == "rows_general" and op not in _GENERAL_OPS:
-                        continue
-                    if layout == "block" and op != "softmax":
-                        continue
-                    get_kernel(op, layout, storage, par)
+def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64)):
+    """Compile (or load from the on-disk cache) every kernel variant that the public
+    functions ``ops`` run for result ``dtypes`` (see ``_variants``)."""
+    from . import _variants
+
+    for variant in _variants.variants(ops, dtypes):
+        _variants.build(variant)
