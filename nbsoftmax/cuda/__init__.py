@@ -8,7 +8,10 @@ and without it, or without a GPU, every function here raises ``TypeError``.
 
 Modules: ``_api`` (validation, layouts, staging, results of the input's kind), ``_arrays``
 (CUDA Array Interface, allocation, streams), ``_launch`` (strategy, launch configuration,
-compiled-kernel cache), ``_kernels_warp`` / ``_kernels_block`` / ``_kernels_columns`` /
+compiled-kernel cache), ``_variants`` (every compiled variant: source, signature, launch
+bounds), ``_workspace`` (scratch of the split kernels per device and stream), ``verify`` (the
+static check: every variant compiled for chosen GPUs, registers, spills, shared memory),
+``_kernels_warp`` / ``_kernels_block`` / ``_kernels_columns`` /
 ``_kernels_copy`` (the kernels), ``_intrinsics`` (warp shuffles with the simulator fallback,
 reductions), ``_runtime`` (numba-cuda import and device facts).
 """
@@ -141,15 +144,10 @@ def precompile(ops=("softmax", "log_softmax", "logsumexp", "softmax_backward",
     """
     import numpy as np
 
-    from . import _launch, _runtime
+    from . import _launch, _runtime, _variants
 
     _runtime.require()
-    for op in ops:
-        for dtype in dtypes:
-            dtype = np.dtype(dtype)
-            for items in (1, 2, 4, 8, 16, 32):
-                _launch.get_kernel("warp", op, items, dtype)
-            for items in (4, 8, 16):
-                if items <= _launch._items_cap(op, dtype.itemsize):
-                    _launch.get_kernel("block", op, items, dtype)
-            _launch.get_kernel("columns", op, None, dtype)
+    wanted = {np.dtype(d) for d in dtypes}
+    for key in _variants.all_keys():
+        if key[0] in ("warp", "block", "columns") and key[1] in ops and key[-1] in wanted:
+            _launch.get(key)

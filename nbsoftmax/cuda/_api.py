@@ -15,6 +15,9 @@
   that call's stream only.
 """
 
+import functools
+import inspect
+
 import numpy as np
 
 from .. import _dispatch, _dtypes
@@ -22,6 +25,30 @@ from .._layout import Layout, _c_strides
 from . import _runtime
 
 # ------------------------------------------------------------------ entry
+
+
+def _on_device(fn):
+    """Run fn with the device that holds its array arguments current.
+
+    A call with arrays on ``cuda:1`` must launch in that device's context (kernels, streams
+    and scratch buffers are per device); the caller's current device is restored after.
+    With one GPU (or the simulator) this costs one cached check.
+    """
+    names = tuple(inspect.signature(fn).parameters)
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        if _runtime.SIMULATOR or _runtime._device_count() < 2:
+            return fn(*args)
+        from ._arrays import common_device
+
+        device = common_device(zip(names, args))
+        if device is None or device == _runtime.device_id():
+            return fn(*args)
+        with _runtime.cuda.gpus[device]:
+            return fn(*args)
+
+    return wrapper
 
 
 def _start(device, named):
@@ -157,6 +184,7 @@ def _scatter(rd, od, stream):
     _launch.copy(src_flat, dst_flat, rd.shape, src_elems, dst_elems, stream, src_at0, dst_at0)
 
 
+@_on_device
 def _elementwise_device(op, x, axis, dtype, out, stream):
     from . import _arrays, _launch
 
@@ -181,6 +209,7 @@ def _elementwise_device(op, x, axis, dtype, out, stream):
     return _finish(result, rd, od, out, s)
 
 
+@_on_device
 def _logsumexp_device(x, axis, keepdims, stream, where=None):
     from . import _arrays, _launch
 
@@ -233,6 +262,7 @@ def _logsumexp_device(x, axis, keepdims, stream, where=None):
     return result
 
 
+@_on_device
 def _backward_device(op, grad_output, output, axis, out, stream):
     from . import _arrays, _launch
 
@@ -411,6 +441,7 @@ def scaled_backward(op, grad_output, output, axis, out, where, scale, device, st
     return _scaled_backward_host(op, grad_output, output, axis, out, where, scale, stream)
 
 
+@_on_device
 def _scaled_device(op, x, axis, dtype, out, where, scale, stream):
     from . import _arrays, _launch
 
@@ -438,6 +469,7 @@ def _scaled_device(op, x, axis, dtype, out, where, scale, stream):
     return _finish(result, rd, od, out, s)
 
 
+@_on_device
 def _scaled_backward_device(op, grad_output, output, axis, out, where, scale, stream):
     from . import _arrays, _launch
 
@@ -616,6 +648,7 @@ def _to_host(loss, reduction):
     return value if reduction == "none" else value[()]
 
 
+@_on_device
 def _cross_entropy_device(logits, target, axis, reduction, label_smoothing, ignore_index, weight,
                           temperature, return_grad, stream):
     from . import _arrays, _launch
@@ -724,6 +757,7 @@ def softmax_topk(x, k, axis, device, stream):
     return probs.copy_to_host(), idx.copy_to_host()
 
 
+@_on_device
 def _softmax_topk_device(x, k, axis, stream):
     from . import _arrays, _launch
 

@@ -86,6 +86,25 @@ def describe(obj, name):
                      cai.get("stream") if cai.get("version", 0) >= 3 else None)
 
 
+def common_device(named):
+    """The ordinal of the device holding the device arrays among ``(name, object)`` pairs
+    (None when there are none); ValueError when they are on different devices."""
+    from ._runtime import pointer_device
+
+    first = None
+    for name, obj in named:
+        cai = getattr(obj, "__cuda_array_interface__", None)
+        if cai is None:
+            continue
+        device = pointer_device(cai["data"][0])
+        if first is None:
+            first = (name, device)
+        elif device != first[1]:
+            raise ValueError(f"{first[0]} is on CUDA device {first[1]} but {name} is on device "
+                             f"{device}; pass arrays on one device")
+    return None if first is None else first[1]
+
+
 def _check_native(dtype, name):
     if not dtype.isnative:
         raise TypeError(f"{name} has byte-swapped dtype {dtype.str}; device arrays must be in "
@@ -150,6 +169,8 @@ def allocate(like, shape, strides, dtype, stream):
     if like.kind == "torch":
         import torch
 
+        # Allocated on torch's current stream (where the caller will use it); marked as
+        # used on the call's stream too when that differs (see call_stream).
         if not _TORCH_DTYPES:
             _TORCH_DTYPES.update({np.dtype(np.float16): torch.float16,
                                   np.dtype(np.float32): torch.float32,
@@ -157,11 +178,21 @@ def allocate(like, shape, strides, dtype, stream):
                                   np.dtype(np.int64): torch.int64})
         obj = torch.empty_strided(shape, [s // dtype.itemsize for s in strides],
                                   dtype=_TORCH_DTYPES[dtype], device=like.obj.device)
+        handle = stream_handle(stream)
+        if not SIMULATOR and _torch_current(like) != handle:
+            obj.record_stream(_torch_stream(handle, obj.device))
         return obj, flat_view(obj.data_ptr(), size, dtype, obj)
     if like.kind == "cupy":
         import cupy
 
-        buf = cupy.empty(size, dtype)
+        # CuPy's pool has no record_stream: allocate on the stream the kernels write on, so
+        # that the memory, once freed, is reused only by work ordered after them.
+        handle = stream_handle(stream)
+        if handle == cupy.cuda.get_current_stream().ptr:
+            buf = cupy.empty(size, dtype)
+        else:
+            with (cupy.cuda.Stream.null if handle == 0 else cupy.cuda.ExternalStream(handle)):
+                buf = cupy.empty(size, dtype)
         obj = cupy.ndarray(shape, dtype, memptr=buf.data, strides=strides)
         return obj, flat_view(buf.data.ptr, size, dtype, buf)
     if SIMULATOR:
@@ -185,14 +216,31 @@ def temporary(shape, dtype, stream):
 
 
 # ------------------------------------------------------------------ streams
+#
+# Handles as the CUDA Array Interface uses them: 1 the legacy default stream, 2 the
+# per-thread default stream, 0 numba's default stream (the legacy one unless cuda-python
+# runs in per-thread mode), anything else a created stream.
 
 _external_streams = {}
 
 
+def stream_handle(stream):
+    """The raw handle of a numba stream (0 for the default stream), without ``int(stream)``:
+    numba-cuda 0.30's ``Stream.__int__`` returns an enum for the default stream, which
+    Python deprecates (a DeprecationWarning on every call)."""
+    if not stream:
+        return 0
+    handle = getattr(stream, "handle", stream)
+    return int(handle) if handle else 0
+
+
 def _external(handle):
-    stream = _external_streams.get(handle)
+    from ._runtime import device_id
+
+    key = (device_id(), handle)
+    stream = _external_streams.get(key)
     if stream is None:
-        stream = _external_streams[handle] = cuda.external_stream(handle)
+        stream = _external_streams[key] = cuda.external_stream(handle)
     return stream
 
 
@@ -207,31 +255,61 @@ def _as_stream(stream):
     return stream
 
 
+def _torch_current(d):
+    """Handle of torch's current stream on the device of Described torch array d."""
+    import torch
+
+    return int(torch.cuda.current_stream(d.obj.device).cuda_stream)
+
+
+def _producer(d):
+    """The stream handle that last wrote d as far as its library tells: the exported CAI v3
+    stream, or torch's current stream (torch exports CAI v2, without a stream)."""
+    if d.stream is not None:
+        return int(d.stream)
+    if d.kind == "torch":
+        return _torch_current(d)
+    return None
+
+
 def call_stream(stream, arrays):
-    """The stream a call's work goes on: ``stream=``, else the one the inputs export."""
+    """The stream a call's work goes on: ``stream=``, else the one the inputs export (torch:
+    its current stream), else numba's default stream.
+
+    The work is ordered after every other stream an argument comes from by an event (the
+    host does not wait). Torch arrays used on a stream other than torch's current one are
+    marked with ``record_stream``, so that torch's caching allocator does not hand their
+    memory out while the kernels still use it.
+    """
     if SIMULATOR:
         return 0
-    exported = next((d.stream for d in arrays if d.stream is not None), None)
+    producers = []
+    for d in arrays:
+        handle = _producer(d)
+        if handle is not None and handle not in producers:
+            producers.append(handle)
     if stream is not None:
         chosen = _as_stream(stream)
-        if exported is not None and exported != _handle(chosen):
+    elif producers:
+        chosen = _as_stream(producers[0])
+    else:
+        chosen = cuda.default_stream()
+    handle = stream_handle(chosen)
+    for producer in producers:
+        if producer != handle:
             # Order after the producer's stream without the host waiting for it.
             event = cuda.event(timing=False)
-            event.record(stream=_external(exported))
+            event.record(stream=_as_stream(producer))
             event.wait(stream=chosen)
-        return chosen
-    if exported is not None:
-        return _external(exported)
-    first = arrays[0]
-    if first.kind == "torch":  # torch exports CAI v2, without its (current) stream
-        import torch
-
-        return _as_stream(torch.cuda.current_stream(first.obj.device).cuda_stream)
-    return cuda.default_stream()
+    for d in arrays:
+        if d.kind == "torch" and _torch_current(d) != handle:
+            d.obj.record_stream(_torch_stream(handle, d.obj.device))
+    return chosen
 
 
-def _handle(stream):
-    try:
-        return int(stream)
-    except TypeError:
-        return None
+def _torch_stream(handle, device):
+    import torch
+
+    if handle == 0:
+        return torch.cuda.default_stream(device)
+    return torch.cuda.ExternalStream(handle, device=device)

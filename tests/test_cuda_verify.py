@@ -1,0 +1,433 @@
+"""The GPU path's correctness where no GPU is needed: the static check and the launch logic.
+
+- ``nbsoftmax.cuda.verify`` compiles every kernel variant for sm_80 and sm_90 (libNVVM and
+  ptxas from the ``[test]`` extra's toolkit wheels) and must find no variant that could not
+  launch at the thread counts the launcher asks.
+- The launch and stream logic (thread caps, launches without warning filters, split-path
+  scratch per real stream, stream ordering, device selection, the toolchain check) runs
+  here against stand-ins for the driver objects, since its results only show on hardware.
+
+Nothing here imports numba.cuda at collection: ``test_cuda_sim.py`` must be able to turn
+the simulator on first. The compile-for-hardware steps run in fresh interpreters without it.
+"""
+
+import json
+import sys
+import threading
+import warnings
+
+import pytest
+
+from .subproc import run_python
+
+NO_SIMULATOR = {"NUMBA_ENABLE_CUDASIM": "0"}
+needs_linux = pytest.mark.skipif(
+    sys.platform != "linux", reason="the CUDA toolkit wheels of the [test] extra are Linux-only")
+
+
+# ------------------------------------------------------------------ the static check
+
+
+@needs_linux
+def test_every_variant_compiles_launchable_for_sm80_and_sm90(tmp_path):
+    """The CI gate: every variant the launcher can select, compiled for sm_80 and sm_90,
+    fits the register file and shared memory at the most threads the launcher asks."""
+    report = tmp_path / "verify.json"
+    out = run_python(
+        # the guard: verify's worker processes start by importing this script
+        "import sys\nfrom nbsoftmax.cuda import verify, _variants\n"
+        "if __name__ == '__main__':\n"
+        "    print('KEYS', len(_variants.all_keys()))\n"
+        "    sys.exit(verify.main(sys.argv[1:]))\n",
+        env=NO_SIMULATOR, timeout=900,
+        args=("--cc", "8.0", "9.0", "--no-sass", "--json", str(report)))
+    data = json.loads(report.read_text())
+    assert set(data) == {"variants", "unlaunchable", "spilling"}
+    keys = int(next(line.split()[1] for line in out.splitlines() if line.startswith("KEYS")))
+    assert data["variants"] == keys > 200
+    assert data["unlaunchable"] == [], data["unlaunchable"]
+    assert isinstance(data["spilling"], list)
+    assert "0 unlaunchable" in out
+
+
+def test_register_file_arithmetic():
+    from nbsoftmax.cuda.verify import max_launchable_threads
+
+    # 64 registers: 32 warps x 2,048 = the 64K file exactly
+    assert max_launchable_threads(64) == 1024
+    # top-k before its launch bounds: 74 -> 80 per thread = 2,560 per warp; warps are
+    # allocated to the 4 sub-partitions at once, so 24 warps (768 threads), not 1024
+    assert max_launchable_threads(74) == 768
+    assert max_launchable_threads(72) == 896  # 2,304 per warp: 28 warps
+    assert max_launchable_threads(255) == 256  # the copy kernels' bound fits any count
+    assert max_launchable_threads(256) == 0  # more than a thread may have
+    assert max_launchable_threads(32, maxntid=128) == 128
+
+
+def test_ptxas_and_sass_parsing():
+    from nbsoftmax.cuda.verify import parse_ptxas, sass_profile
+
+    text = ("ptxas info    : Function properties for k\n"
+            "    0 bytes stack frame, 104 bytes spill stores, 96 bytes spill loads\n"
+            "ptxas info    : Used 64 registers, used 1 barriers, 256 bytes smem\n")
+    assert parse_ptxas(text) == {"registers": 64, "shared": 256, "spill_stores": 104,
+                                 "spill_loads": 96, "stack": 0}
+    with pytest.raises(RuntimeError, match="no register count"):
+        parse_ptxas("nothing")
+    sass = """
+        /*0000*/                   LDC R1, c[0x0][0x28] ;
+.L_x_1:
+        /*0010*/                   LDG.E R2, desc[UR4][R4.64] ;
+        /*0020*/                   FADD R3, R3, R2 ;
+        /*0030*/              @P0 BRA `(.L_x_1) ;
+.L_x_2:
+        /*0040*/                   LDS R2, [R0] ;
+        /*0050*/              @P1 BRA `(.L_x_2) ;
+        /*0060*/                   EXIT ;
+.L_x_3:
+        /*0070*/                   BRA `(.L_x_3);
+        /*0080*/                   NOP;
+"""
+    # 7 instructions (padding dropped); one loop loads from global memory: 3 instructions
+    assert sass_profile(sass) == (7, 3)
+
+
+# ------------------------------------------------------------------ launch limits (defect 1)
+
+
+@pytest.fixture
+def launch(monkeypatch):
+    """_launch with the kernels' limits at their bounds (the driver's limit on a GPU) and an
+    H100's 132 SMs, whether or not the simulator is on."""
+    from nbsoftmax.cuda import _launch, _variants
+
+    monkeypatch.setattr(_launch, "_plans", {})
+    monkeypatch.setattr(_launch, "max_threads", lambda key: _variants.BOUNDS[key[0]][0])
+    monkeypatch.setattr(_launch, "multiprocessor_count", lambda: 132)
+    return _launch
+
+
+def test_launcher_never_exceeds_the_launch_bounds(launch):
+    import numpy as np
+
+    from nbsoftmax.cuda import _variants
+
+    for dtype in _variants.DTYPES:
+        for op in _variants.OPS:
+            for n in (1, 33, 1024, 1025, 4097, 8193, 16385, 10**6):
+                for outer, inner in ((1, 1), (4096, 1), (3, 5)):
+                    kind, items, grid, block, extra = launch._plan(op, dtype, outer, n, inner)
+                    family = "block" if kind == "split" else kind
+                    threads = np.prod(block)
+                    assert threads <= _variants.BOUNDS[family][0], (op, dtype, n, kind)
+                    assert threads % 32 == 0 or kind == "columns"
+    for key in (("scaled", "softmax", np.dtype(np.float64), False), ("topk", np.dtype("f4")),
+                ("xent", "rows", np.dtype("f8"), False, False, True)):
+        assert launch._threads_for(key, 10**6) == _variants.BOUNDS[key[0]][0] == 512
+        assert launch._threads_for(key, 40) == 64
+
+
+def test_launcher_follows_the_compiled_kernels_limit(launch, monkeypatch):
+    """A device where the driver reports fewer threads (registers) than the bound: block
+    rows move to more items per thread or to the split path; loops use fewer threads."""
+    import numpy as np
+
+    caps = {"block": 256, "warp": 64, "columns": 128, "scaled": 96, "topk": 200}
+    monkeypatch.setattr(launch, "max_threads", lambda key: caps[key[0]])
+    f32 = np.dtype(np.float32)
+    for n in (1025, 2000, 4096, 8192, 16384, 100_000):
+        kind, items, grid, block, extra = launch._plan("softmax", f32, 4096, n, 1)
+        assert block <= 256, (n, kind, block)
+        assert kind in ("block", "split")
+    assert launch._plan("softmax", f32, 4096, 4096, 1)[:2] == ("block", 16)
+    assert launch._plan("softmax", f32, 4096, 8192, 1)[0] == "split"
+    assert launch._plan("softmax", f32, 10, 100, 1)[3] == 64
+    width, height = launch._plan("softmax", f32, 4, 1000, 33)[3]
+    assert width * height <= 128
+    assert launch._threads_for(("scaled", "softmax", f32, True), 10**6) == 96
+    assert launch._threads_for(("topk", f32), 10**6) == 192
+
+
+def test_set_limits_refuses_block_sizes_above_the_bounds(launch):
+    with pytest.raises(ValueError, match="max_threads=2048 is above the launch bound"):
+        launch.set_limits(max_threads=2048)
+    with pytest.raises(ValueError, match="warp_threads=256"):
+        launch.set_limits(warp_threads=256)
+
+
+# ------------------------------------------------------------------ launching (defect 7)
+
+
+def test_launch_goes_to_the_compiled_kernel_without_touching_warning_filters(launch,
+                                                                           monkeypatch):
+    calls = []
+
+    class Compiled:
+        def launch(self, args, grid, block, stream, shared):
+            calls.append((args, grid, block, stream, shared))
+
+    class Dispatcher:
+        overloads = {("sig",): Compiled()}
+
+        def __getitem__(self, config):  # the path that warns below 128 blocks
+            raise AssertionError("kernel[...] was used")
+
+    def no_catch(*args, **kwargs):
+        raise AssertionError("warnings.catch_warnings is not thread-safe")
+
+    monkeypatch.setattr(launch, "SIMULATOR", False)
+    monkeypatch.setattr(launch, "_core_stream", lambda s: ("core", s))
+    monkeypatch.setattr(warnings, "catch_warnings", no_catch)
+    before = list(warnings.filters)
+    launch._configure(Dispatcher(), 3, 128, "s")(1, 2)
+    assert calls == [((1, 2), 3, 128, ("core", "s"), 0)]
+    assert warnings.filters == before
+
+
+# ------------------------------------------------------------------ streams (defects 2, 4, 5)
+
+
+class _Handle:
+    def __init__(self, value):
+        self.value = value
+
+    def __int__(self):
+        return self.value
+
+    def __bool__(self):
+        return bool(self.value)
+
+
+class _Stream:
+    """numba's Stream as far as nbsoftmax uses it: ``int()`` of the default stream warns."""
+
+    def __init__(self, handle):
+        self.handle = _Handle(handle)
+
+    def __int__(self):
+        if not self.handle.value:
+            warnings.warn("__int__ returned non-int", DeprecationWarning)
+        return self.handle.value
+
+
+class _Event:
+    log = []
+
+    def __init__(self):
+        self.done = False
+
+    def record(self, stream):
+        self.log.append(("record", stream.handle.value))
+
+    def wait(self, stream):
+        self.log.append(("wait", stream.handle.value))
+
+    def query(self):
+        return self.done
+
+
+class _FakeCuda:
+    def __init__(self):
+        self.allocated = []
+
+    def event(self, timing=False):
+        return _Event()
+
+    def external_stream(self, handle):
+        return _Stream(handle)
+
+    def default_stream(self):
+        return _Stream(0)
+
+    def device_array(self, size, dtype, stream=0):
+        import numpy as np
+
+        array = np.empty(size, dtype)
+        self.allocated.append(array)
+        return array
+
+
+def test_stream_handle_without_int_of_the_default_stream():
+    from nbsoftmax.cuda._arrays import stream_handle
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stream_handle(_Stream(0)) == 0
+        assert stream_handle(_Stream(2)) == 2
+        assert stream_handle(_Stream(0x7F00AB)) == 0x7F00AB
+        assert stream_handle(0) == 0 and stream_handle(None) == 0
+
+
+@needs_linux
+def test_stream_handle_of_real_numba_streams():
+    """numba-cuda's own Stream objects (made without a GPU): no DeprecationWarning."""
+    run_python(
+        "import warnings\nwarnings.simplefilter('error')\n"
+        "from cuda.bindings import driver as drv\n"
+        "from numba.cuda.cudadrv.driver import Stream\n"
+        "from nbsoftmax.cuda._arrays import stream_handle\n"
+        "assert stream_handle(Stream(drv.CUstream(0))) == 0\n"
+        "assert stream_handle(Stream(drv.CUstream(2))) == 2\n"
+        "assert stream_handle(Stream(drv.CUstream(12345))) == 12345\n",
+        env=NO_SIMULATOR)
+
+
+@pytest.fixture
+def arrays(monkeypatch):
+    from nbsoftmax.cuda import _arrays
+
+    from nbsoftmax.cuda import _runtime
+
+    fake = _FakeCuda()
+    monkeypatch.setattr(_runtime, "device_id", lambda: 0)
+    monkeypatch.setattr(_arrays, "SIMULATOR", False)
+    monkeypatch.setattr(_arrays, "cuda", fake)
+    monkeypatch.setattr(_arrays, "_external_streams", {})
+    _Event.log = []
+    return _arrays
+
+
+class _Tensor:
+    def __init__(self):
+        self.device = "cuda:0"
+        self.recorded = []
+
+    def record_stream(self, stream):
+        self.recorded.append(stream)
+
+
+def _described(arrays, kind, stream=None, obj=None):
+    return arrays.Described(obj, kind, (2, 3), (12, 4), None, 0, False, stream)
+
+
+def test_torch_inputs_are_ordered_and_protected_on_another_stream(arrays, monkeypatch):
+    monkeypatch.setattr(arrays, "_torch_current", lambda d: 77)  # torch's current stream
+    monkeypatch.setattr(arrays, "_torch_stream", lambda handle, device: ("torch", handle))
+    tensor = _Tensor()
+    chosen = arrays.call_stream(_Stream(99), (_described(arrays, "torch", obj=tensor),))
+    assert chosen.handle.value == 99
+    # the kernels wait for torch's stream, and torch's allocator waits for theirs
+    assert _Event.log == [("record", 77), ("wait", 99)]
+    assert tensor.recorded == [("torch", 99)]
+    _Event.log = []
+    tensor.recorded = []
+    chosen = arrays.call_stream(None, (_described(arrays, "torch", obj=tensor),))
+    assert chosen.handle.value == 77 and _Event.log == [] and tensor.recorded == []
+
+
+def test_every_producer_stream_is_waited_for(arrays):
+    a = _described(arrays, "cupy", stream=5)
+    b = _described(arrays, "cupy", stream=6)
+    chosen = arrays.call_stream(None, (a, b))
+    assert chosen.handle.value == 5
+    assert _Event.log == [("record", 6), ("wait", 5)]
+
+
+def test_split_scratch_per_real_stream_and_retired_until_the_stream_passes(monkeypatch):
+    from nbsoftmax.cuda import _workspace
+
+    fake = _FakeCuda()
+    monkeypatch.setattr(_workspace, "SIMULATOR", False)
+    monkeypatch.setattr(_workspace, "cuda", fake)
+    monkeypatch.setattr(_workspace, "_shared", {})
+    monkeypatch.setattr(_workspace, "device_id", lambda: 0)
+    found = {}
+
+    def in_thread(name, handle):
+        found[name] = _workspace.workspace(_Stream(handle))
+
+    for name, handle in (("a2", 2), ("b2", 2), ("a0", 0), ("b0", 0), ("a9", 9), ("b9", 9)):
+        t = threading.Thread(target=in_thread, args=(name, handle))
+        t.start()
+        t.join()
+    # per-thread default streams are distinct streams: one scratch per thread
+    assert found["a2"] is not found["b2"] and found["a0"] is not found["b0"]
+    assert found["a9"] is found["b9"]  # a created stream is shared, under its lock
+    monkeypatch.setattr(_workspace, "device_id", lambda: 1)
+    assert _workspace.workspace(_Stream(9)) is not found["a9"]  # and per device
+    space = found["a9"]
+    stream = _Stream(9)
+    with space.lock:
+        small = space.take(100, stream)
+        assert space.take(1000, stream) is small  # at least MIN_ELEMENTS
+        large = space.take(5000, stream)
+    assert large is not small and large.size == 5000
+    (event, kept), = space.retired
+    assert kept is small  # kept until the stream has passed the launches that use it
+    with space.lock:
+        space.take(10, stream)
+    assert space.retired == [(event, small)]
+    event.done = True
+    with space.lock:
+        space.take(10, stream)
+    assert space.retired == []
+
+
+# ------------------------------------------------------------------ devices (defect 6)
+
+
+class _Array:
+    def __init__(self, ptr):
+        self.__cuda_array_interface__ = {"data": (ptr, False), "shape": (1,), "typestr": "<f4",
+                                         "version": 3}
+
+
+def test_arrays_run_on_their_device(monkeypatch):
+    from nbsoftmax.cuda import _api, _runtime
+
+    entered = []
+
+    class Gpu:
+        def __init__(self, i):
+            self.i = i
+
+        def __enter__(self):
+            entered.append(self.i)
+
+        def __exit__(self, *exc):
+            entered.append(-self.i)
+
+    class FakeCuda:
+        gpus = [Gpu(0), Gpu(1)]
+
+    monkeypatch.setattr(_runtime, "SIMULATOR", False)
+    monkeypatch.setattr(_runtime, "cuda", FakeCuda())
+    monkeypatch.setattr(_runtime, "_device_count", lambda: 2)
+    monkeypatch.setattr(_runtime, "device_id", lambda: 0)
+    monkeypatch.setattr(_runtime, "pointer_device", lambda ptr: ptr // 1000)
+
+    @_api._on_device
+    def op(x, out, stream):
+        entered.append("ran")
+        return x
+
+    op(_Array(1500), None, None)
+    assert entered == [1, "ran", -1]
+    entered.clear()
+    op(_Array(500), _Array(600), None)
+    assert entered == ["ran"]
+    with pytest.raises(ValueError, match="x is on CUDA device 1 but out is on device 0"):
+        op(_Array(1500), _Array(10), None)
+
+
+# ------------------------------------------------------------------ toolchain (defect 8)
+
+
+@needs_linux
+def test_missing_nvvm_is_reported_with_what_to_install():
+    out = run_python(
+        "from numba import cuda\nfrom numba.cuda.cudadrv import nvvm\n"
+        "cuda.is_available = lambda: True\nnvvm.is_available = lambda: False\n"
+        "from nbsoftmax.cuda import _runtime\n"
+        "try:\n    _runtime.require()\nexcept TypeError as e:\n    print('ERR', e)\n",
+        env=NO_SIMULATOR)
+    assert "libNVVM" in out and 'nbsoftmax[cuda12]' in out, out
+
+
+@needs_linux
+def test_toolchain_of_the_test_extra_is_complete():
+    out = run_python(
+        "from nbsoftmax.cuda import _runtime, verify\n"
+        "print(_runtime.toolchain_problem(), bool(verify.find_tool('ptxas')))\n",
+        env=NO_SIMULATOR)
+    assert out.split() == ["None", "True"], out
