@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from . import _args, _dtypes, _torch_cpu
+from . import _args, _dtypes, _temperature, _torch_cpu, _xent_args
 from ._layout import Layout
 
 try:  # NumPy >= 2.0
@@ -371,7 +371,8 @@ def _kernel_form(arr3, reduced=False):
 
 # ------------------------------------------------------------------ temperature and where=
 # Calls with temperature= or where= (and softmin) run the kernels of nbsoftmax.cpu._scaled,
-# which read x * scale and a bool mask over rows: the softmax axes are brought last in
+# which read x * sign / T (nbsoftmax._temperature) and a bool mask over rows: the softmax
+# axes are brought last in
 # memory (Layout.rows) whenever the given arrays are not already laid out so. x is staged
 # into the result as on the plain path. A mask that cannot be viewed in that layout (a
 # broadcast, another memory order, a non-bool dtype cast) is materialised once as a bool
@@ -379,16 +380,9 @@ def _kernel_form(arr3, reduced=False):
 
 
 def temperature_scale(temperature, sign=1.0):
-    """The factor the kernels multiply x by: sign / temperature (1 / T; -1 / T for softmin)."""
-    if temperature is None:
-        return sign
-    if isinstance(temperature, (bool, np.bool_)) or not isinstance(
-            temperature, (int, float, np.integer, np.floating)):
-        raise TypeError(f"temperature must be a positive real number, not {temperature!r}")
-    t = float(temperature)
-    if not (t > 0 and np.isfinite(t)):
-        raise ValueError(f"temperature must be positive and finite, not {temperature!r}")
-    return sign / t
+    """The validated temperature and sign (softmin: -1), a ``_temperature.Temperature``: the
+    backends turn it into kernel parameters per compute dtype (``.scaling(dtype)``)."""
+    return _temperature.Temperature(temperature, sign)
 
 
 def check_where(where, shape):
@@ -471,8 +465,8 @@ def scaled(op, x, axis, dtype, out, device=None, stream=None, *, where=None, tem
     if x3 is None:
         _cast_copy(result, x)
         x3 = result3
-    _cpu_backend().run_scaled(op, (_kernel_form(x3),), _mask_rows(mask, layout), scale,
-                              _kernel_form(result3))
+    _cpu_backend().run_scaled(op, (_kernel_form(x3),), _mask_rows(mask, layout),
+                              scale.scaling(rdtype), _kernel_form(result3))
     if out is not None and result is not out:
         np.copyto(out, result)
         return out
@@ -532,7 +526,7 @@ def scaled_backward(op, grad_output, output, axis, out, device=None, stream=None
     result3 = layout.view3(result)
     g3, y3 = _backward_inputs(g, y, layout, rdtype, result, result3)
     _cpu_backend().run_scaled(op, (_kernel_form(g3), _kernel_form(y3)), _mask_rows(mask, layout),
-                              scale, _kernel_form(result3))
+                              scale.scaling(rdtype), _kernel_form(result3))
     if out is not None and result is not out:
         np.copyto(out, result)
         return out
@@ -550,21 +544,11 @@ def scaled_backward(op, grad_output, output, axis, out, device=None, stream=None
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _class_weight(weight, n_classes):
-    if weight is None:
-        return None
-    w = _as_array(weight, "weight")
-    if w.dtype.kind not in "biuf":
-        raise TypeError(f"weight has unsupported dtype {w.dtype}; expected real numbers")
-    if w.shape != (n_classes,):
-        raise ValueError(f"weight has shape {w.shape}; expected ({n_classes},), one per class")
-    return np.ascontiguousarray(w, np.float64)
-
-
 def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index, weight,
                   temperature, return_grad, device=None, stream=None):
     reduction, label_smoothing, return_grad = _args.cross_entropy_options(
         reduction, label_smoothing, return_grad)
+    ignore_index = _xent_args.check_ignore_index(ignore_index)
     if _torch_cpu.involved(logits, target, weight):
         return _torch_cpu.call(lambda logits, target, weight: cross_entropy(
             logits, target, axis, reduction, label_smoothing, ignore_index, weight, temperature,
@@ -582,25 +566,15 @@ def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index
     (class_axis,) = axes
     n_classes = x.shape[class_axis]
     rest_shape = x.shape[:class_axis] + x.shape[class_axis + 1:]
-    w = _class_weight(weight, n_classes)
+    w = _xent_args.class_weight(None if weight is None else _as_array(weight, "weight"),
+                                n_classes)
     t = _as_array(target, "target")
     if t.dtype.kind in "iu":
-        if t.shape != rest_shape:
-            raise ValueError(f"target has shape {t.shape}; class indices need the logits' shape "
-                             f"without the class axis, {rest_shape}")
-        t_rows = np.ascontiguousarray(t, np.int64).reshape(-1)
-        keep = t_rows != ignore_index
-        kept = t_rows[keep]
-        if kept.size and (kept.min() < 0 or kept.max() >= n_classes):
-            raise ValueError(f"target has class indices outside [0, {n_classes}) other than "
-                             f"ignore_index={ignore_index}")
-        denominator = kept.size if w is None else w[kept].sum()
+        t_rows, denominator = _xent_args.class_indices(t, rest_shape, n_classes, ignore_index, w)
     elif t.dtype.kind == "f":
-        if t.shape != x.shape:
-            raise ValueError(f"target has shape {t.shape}; class probabilities need the "
-                             f"logits' shape {x.shape}")
+        _xent_args.check_probabilities(t, x.shape, ignore_index)
         t_rows = None
-        denominator = int(np.prod(rest_shape))
+        denominator = _xent_args.probabilities_denominator(rest_shape, n_classes)
     else:
         raise TypeError(f"target has unsupported dtype {t.dtype}; expected integer class "
                         "indices or floating-point class probabilities")
@@ -629,8 +603,8 @@ def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index
             r = 1.0 / denominator if denominator else np.nan
         wsum = float(n_classes) if w is None else float(w.sum())
         losses = np.empty(rows, np.float64)
-        _cpu_backend().run_xent(_kernel_form(x3), target2, w, wsum, scale, eps,
-                                int(ignore_index), r, losses,
+        _cpu_backend().run_xent(_kernel_form(x3), target2, w, wsum, scale.scaling(rdtype), eps,
+                                ignore_index, r, losses,
                                 None if grad is None else _kernel_form(layout.view3(grad)))
     else:
         losses = np.zeros(rows, np.float64)

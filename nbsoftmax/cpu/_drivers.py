@@ -414,70 +414,70 @@ def log_softmax_backward_short_parallel(g, y, out):
 
 @njit(error_model="numpy")
 def softmax_scaled_serial(x, mask, scale, out):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in range(x.shape[0]):
         Sc.softmax_row(x, mask, out, i, sc)
 
 
 @njit(parallel=True, error_model="numpy")
 def softmax_scaled_parallel(x, mask, scale, out):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in prange(x.shape[0]):
         Sc.softmax_row(x, mask, out, i, sc)
 
 
 @njit(error_model="numpy")
 def log_softmax_scaled_serial(x, mask, scale, out):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in range(x.shape[0]):
         Sc.log_softmax_row(x, mask, out, i, sc)
 
 
 @njit(parallel=True, error_model="numpy")
 def log_softmax_scaled_parallel(x, mask, scale, out):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in prange(x.shape[0]):
         Sc.log_softmax_row(x, mask, out, i, sc)
 
 
 @njit(error_model="numpy")
 def logsumexp_scaled_serial(x, mask, scale, out):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in range(x.shape[0]):
         store(out, i, to_compute(out, Sc.logsumexp_row(x, mask, i, sc)))
 
 
 @njit(parallel=True, error_model="numpy")
 def logsumexp_scaled_parallel(x, mask, scale, out):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in prange(x.shape[0]):
         store(out, i, to_compute(out, Sc.logsumexp_row(x, mask, i, sc)))
 
 
 @njit(error_model="numpy")
 def softmax_backward_scaled_serial(g, y, mask, scale, out):
-    sc = to_compute(g, scale)
+    sc = Sc.compute_scaling(g, scale)
     for i in range(g.shape[0]):
         Sc.softmax_backward_row(g, y, mask, out, i, sc)
 
 
 @njit(parallel=True, error_model="numpy")
 def softmax_backward_scaled_parallel(g, y, mask, scale, out):
-    sc = to_compute(g, scale)
+    sc = Sc.compute_scaling(g, scale)
     for i in prange(g.shape[0]):
         Sc.softmax_backward_row(g, y, mask, out, i, sc)
 
 
 @njit(error_model="numpy")
 def log_softmax_backward_scaled_serial(g, y, mask, scale, out):
-    sc = to_compute(g, scale)
+    sc = Sc.compute_scaling(g, scale)
     for i in range(g.shape[0]):
         Sc.log_softmax_backward_row(g, y, mask, out, i, sc)
 
 
 @njit(parallel=True, error_model="numpy")
 def log_softmax_backward_scaled_parallel(g, y, mask, scale, out):
-    sc = to_compute(g, scale)
+    sc = Sc.compute_scaling(g, scale)
     for i in prange(g.shape[0]):
         Sc.log_softmax_backward_row(g, y, mask, out, i, sc)
 
@@ -489,28 +489,28 @@ def log_softmax_backward_scaled_parallel(g, y, mask, scale, out):
 
 @njit(error_model="numpy")
 def xent_index_serial(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in range(x.shape[0]):
         loss[i] = X.index_row(x, target, weight, wsum, i, sc, eps, ignore_index, r, grad)
 
 
 @njit(parallel=True, error_model="numpy")
 def xent_index_parallel(x, target, weight, wsum, scale, eps, ignore_index, r, loss, grad):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in prange(x.shape[0]):
         loss[i] = X.index_row(x, target, weight, wsum, i, sc, eps, ignore_index, r, grad)
 
 
 @njit(error_model="numpy")
 def xent_probs_serial(x, target, weight, scale, eps, r, loss, grad):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in range(x.shape[0]):
         loss[i] = X.probs_row(x, target, weight, i, sc, eps, r, grad)
 
 
 @njit(parallel=True, error_model="numpy")
 def xent_probs_parallel(x, target, weight, scale, eps, r, loss, grad):
-    sc = to_compute(x, scale)
+    sc = Sc.compute_scaling(x, scale)
     for i in prange(x.shape[0]):
         loss[i] = X.probs_row(x, target, weight, i, sc, eps, r, grad)
 
