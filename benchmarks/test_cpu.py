@@ -5,7 +5,7 @@ Run: ``python -m pip install -e ".[bench]" && python -m pytest benchmarks/test_c
 
 Every case (operation x dtype x shape/axis) is one pytest-benchmark group holding
 nbsoftmax (allocating and with ``out=``), every importable peer from the shared table
-``nbsoftmax.cli.bench.peer_calls`` and the copy roofline of the same bytes; ``conftest.py``
+``nbsoftmax.cli.bench_peers.peer_calls`` and the copy roofline of the same bytes; ``conftest.py``
 prints GB/s and speedup ratios per group at the end of the run.
 """
 
@@ -14,7 +14,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from nbsoftmax.cli import bench as B
+from nbsoftmax.cli import bench_peers as B
+from nbsoftmax.cli.bench import FULL_CASES
 
 _HAVE = {name: importlib.util.find_spec(mod) is not None
          for name, mod in [("scipy", "scipy"), ("torch", "torch"), ("jax.jit", "jax")]}
@@ -36,7 +37,7 @@ PARAMS = [
                  id=f"{op}-{dtype}-{'x'.join(map(str, shape))}-axis{axis}-{impl.replace(' ', '_')}")
     for dtype in ("float32", "float64")
     for op in B.OPS
-    for shape, axis in B.FULL_CASES
+    for shape, axis in FULL_CASES
     for impl in _impls(op)
 ]
 

@@ -1,6 +1,6 @@
-"""softmax_topk (pytest-benchmark) against the peers of ``nbsoftmax.cli.bench.topk_peer_calls``
-(NumPy softmax + np.argpartition; torch.topk of torch.softmax when importable) and the copy
-roofline. Bytes moved: the input read once.
+"""softmax_topk (pytest-benchmark) against the peers of
+``nbsoftmax.cli.bench_peers.topk_peer_calls`` (NumPy softmax + np.argpartition; torch.topk of
+torch.softmax when importable) and the copy roofline. Bytes moved: the input read once.
 
 Run: ``python -m pytest benchmarks/test_topk.py``.
 """
@@ -10,7 +10,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from nbsoftmax.cli import bench as B
+from nbsoftmax.cli import bench_peers as B
 
 CASES = [(1024, 32_000, 5), (64, 128_256, 50)]
 IMPLS = ["nbsoftmax", "numpy"] + (["torch"] if importlib.util.find_spec("torch") else []) \

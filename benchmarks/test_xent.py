@@ -1,5 +1,5 @@
 """cross_entropy forward + backward (pytest-benchmark) against the peers of
-``nbsoftmax.cli.bench.xent_peer_calls`` (NumPy; torch when importable) and the copy roofline.
+``nbsoftmax.cli.bench_peers.xent_peer_calls`` (NumPy; torch when importable) and the copy roofline.
 
 Run: ``python -m pytest benchmarks/test_xent.py`` (the 4096 x 128,256 case holds two 2 GB
 float32 arrays, plus the peers' own: ``-k 8x256000`` for the small one). Bytes moved: the
@@ -10,7 +10,7 @@ import importlib.util
 
 import pytest
 
-from nbsoftmax.cli import bench as B
+from nbsoftmax.cli import bench_peers as B
 
 CASES = [(8, 256_000), (4096, 128_256)]
 IMPLS = ["nbsoftmax", "numpy"] + (["torch"] if importlib.util.find_spec("torch") else []) \

@@ -1,7 +1,7 @@
 """The ``nbsoftmax`` command (also ``python -m nbsoftmax``).
 
-Each subcommand lives in its own module, imported only when it runs; with no subcommand a
-short demonstration is printed.
+Each subcommand lives in its own module, imported only when it runs; with no subcommand
+the help is printed.
 """
 
 import argparse
@@ -22,9 +22,17 @@ def _demo(args):
     return 0
 
 
+_DESCRIPTION = "Numerically stable softmax kernels (Numba): demo, benchmarks, warmup, scoring."
+_EPILOG = "Run 'nbsoftmax COMMAND --help' for the options of a command."
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="nbsoftmax", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command")
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="nbsoftmax", description=_DESCRIPTION, epilog=_EPILOG)
+    parser.add_argument("--version", action="version", version=f"nbsoftmax {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     demo = sub.add_parser("demo", help="print a short demonstration")
     demo.set_defaults(func=_demo)
     # Subcommands register here: each module has add_parser(sub) setting func=...
@@ -44,7 +52,10 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    func = getattr(args, "func", _demo)
+    func = getattr(args, "func", None)
+    if func is None:  # no command: say what there is
+        parser.print_help()
+        return 0
     return func(args)
 
 
