@@ -1,0 +1,200 @@
+"""`nbsoftmax warmup` and `nbsoftmax.precompile()`: after one, nothing compiles.
+
+The end-to-end test fills a fresh cache with `nbsoftmax warmup` (worker processes) on a copy
+of the package (its sources cannot change under it), then calls every public function with
+every option (tests/_every_call.py) in a new process that counts Numba's compilations
+(the ``numba:compile`` event, which fires for a real compilation and not for a cache load),
+once with the cache writable and once read-only (a prewarmed image). It compiles the
+float32 kernels once (~90 of them: ~2-4 minutes of CPU on a 2-core machine, split between
+two workers); the same for all three dtypes is marked slow.
+"""
+
+import json
+import time
+
+import numba
+import numpy as np
+import pytest
+
+import nbsoftmax
+from nbsoftmax import _precompile
+from nbsoftmax.cpu import _drivers, _variants
+from tests.subproc import READ_ONLY_PRELUDE, copy_package, run_python
+
+CLI = "import sys; from nbsoftmax.cli import main; sys.exit(main(sys.argv[1:]))"
+
+PROBE = """
+import json, os, sys
+from numba.core import event
+
+compiled = []
+
+
+class CountCompilations(event.Listener):
+    def on_start(self, ev):
+        pass
+
+    def on_end(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__qualname__)
+
+
+event.register("numba:compile", CountCompilations())
+
+import numba
+import nbsoftmax
+from nbsoftmax import cpu
+from nbsoftmax.cpu import _variants
+from tests._every_call import call_everything
+
+assert nbsoftmax.__file__.startswith(os.environ["EXPECT_ROOT"]), nbsoftmax.__file__
+dtypes = os.environ["PROBE_DTYPES"].split(",")
+for dtype in dtypes:
+    call_everything(dtype)
+expected = _variants.variants(_variants.public_ops(), dtypes)
+print(json.dumps({
+    "compiled": compiled,
+    "threads": numba.get_num_threads(),
+    "reached": sorted(map(repr, cpu._compiled)),
+    "expected": sorted(repr(_variants.key(v)) for v in expected),
+}))
+"""
+
+
+def _probe(site, env, read_only=()):
+    env = {"EXPECT_ROOT": str(site), **env}
+    prelude = ""
+    if read_only:
+        env["READ_ONLY_DIRS"] = ":".join(str(p) for p in read_only)
+        prelude = READ_ONLY_PRELUDE
+    return json.loads(run_python(prelude + PROBE, env=env, path_first=site).splitlines()[-1])
+
+
+def _warm_then_call_everything(tmp_path, dtypes):
+    site = copy_package(tmp_path / "site")
+    cache = tmp_path / "cache"
+    env = {"NUMBA_CACHE_DIR": str(cache), "XDG_CACHE_HOME": str(tmp_path / "xdg"),
+           "PROBE_DTYPES": ",".join(dtypes)}
+    args = ["warmup", "-j", "2"] + [a for d in dtypes for a in ("--dtype", d)]
+    start = time.perf_counter()
+    out = run_python(CLI, env=env, path_first=site, args=args, timeout=1800)
+    seconds = time.perf_counter() - start
+    print(f"warmup of {', '.join(dtypes)}: {seconds:.1f} s\n{out}")
+    assert "ready in" in out and "compiled here" not in out, out
+
+    for read_only in ((), (site, cache)):
+        result = _probe(site, env, read_only)
+        assert result["compiled"] == [], (read_only, result["compiled"])
+        reached, expected = set(result["reached"]), set(result["expected"])
+        assert reached <= expected, sorted(reached - expected)
+        if result["threads"] > 1:  # one thread never reaches the parallel kernels
+            assert expected <= reached, ("warmup compiles kernels no call runs",
+                                         sorted(expected - reached))
+
+
+def test_warmup_then_every_call_compiles_nothing(tmp_path):
+    _warm_then_call_everything(tmp_path, ["float32"])
+
+
+@pytest.mark.slow
+def test_warmup_of_every_dtype_then_every_call_compiles_nothing(tmp_path):
+    _warm_then_call_everything(tmp_path, ["float32", "float64", "float16"])
+
+
+# ------------------------------------------------------------------ the list of variants
+
+
+def test_every_driver_is_a_variant():
+    """A driver that no variant names would compile on its first call after a warmup."""
+    drivers = {name for name, obj in vars(_drivers).items()
+               if isinstance(obj, numba.core.registry.CPUDispatcher) and not name.startswith("_")}
+    for dtype in ("float32", "float64"):  # float16's softmax rows take the general kernels
+        named = {v.driver for v in _variants.variants(_variants.public_ops(), [dtype])}
+        assert drivers == named, (dtype, sorted(drivers ^ named))
+
+
+def test_every_dtype_has_the_float32_variants():
+    """float64 and float16 compile what float32 does (the end-to-end test checks float32),
+    but for the float16 softmax rows, which always take the general-row kernels."""
+    def shape(dtype):
+        return {(v.family, tuple(a for a in v.args if a not in (dtype, "uint16")))
+                for v in _variants.variants(_variants.public_ops(), [dtype])}
+
+    f32, f64, f16 = shape("float32"), shape("float64"), shape("float16")
+    assert f64 == f32
+    assert f32 - f16 == {("elementwise", ("softmax", layout, par))
+                         for layout in ("rows", "block") for par in (False, True)}
+    assert f16 <= f32
+
+
+def test_variants_of_each_public_function():
+    f32 = _variants.variants(("cross_entropy",), ["float32"])
+    # class indices or probabilities x weight or not x gradient or not x serial or parallel
+    assert len(f32) == 16 and {v.family for v in f32} == {"xent"}
+    assert len(_variants.variants(("softmax_topk",), ["float64"])) == 2
+    softmin = _variants.variants(("softmin",), ["float32"])
+    assert softmin and all(v.driver.startswith("softmax_scaled_") for v in softmin)
+    logsumexp = {v.args[1] for v in _variants.variants(("logsumexp",), ["float32"])}
+    assert {"rows", "columns", "split", "masked"} <= logsumexp
+
+
+# ------------------------------------------------------------------ precompile's arguments
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """precompile's arguments as it passes them on, without compiling anything."""
+    calls = []
+
+    def record(found, processes, progress):
+        calls.append((found, processes))
+        return {"kernels": len(found)}
+
+    monkeypatch.setattr(_precompile, "precompile", record)
+    return calls
+
+
+def test_precompile_accepts_public_names_and_one_dtype(recorded):
+    nbsoftmax.precompile(ops=("cross_entropy",))
+    assert {v.family for v in recorded[-1][0]} == {"xent"}
+    assert {v.args[1] for v in recorded[-1][0]} == {"float32", "float64", "uint16"}
+    nbsoftmax.precompile(dtypes="float32", ops="softmin")
+    assert {v.args[2] for v in recorded[-1][0]} == {"float32"}
+    nbsoftmax.precompile(dtypes=np.float64, ops=["softmax_topk", "logsumexp"])
+    assert {v.driver.split("_")[0] for v in recorded[-1][0]} <= {"topk", "logsumexp", "lse"}
+    assert any(v.family == "topk" for v in recorded[-1][0])
+    nbsoftmax.precompile(dtypes=[np.dtype(np.float16)], processes=None)
+    assert recorded[-1][1] == _precompile.available_cores()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"dtypes": "int32"}, TypeError, "dtypes.*int32.*float16, float32 or float64"),
+    ({"dtypes": ("float32", "complex64")}, TypeError, "complex64"),
+    ({"ops": ("softmaxx",)}, ValueError, r"unknown names \['softmaxx'\].*cross_entropy"),
+    ({"ops": "Softmax"}, ValueError, "Softmax"),
+    ({"processes": 0}, ValueError, "processes must be at least 1, not 0"),
+    ({"processes": 2.5}, TypeError, "processes must be a positive int or None, not 2.5"),
+])
+def test_precompile_rejects_bad_arguments(recorded, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        nbsoftmax.precompile(**kwargs)
+    assert not recorded
+
+
+def test_precompile_in_workers_fills_the_cache_then_loads(tmp_path):
+    """Two workers share two drivers; this process then only loads them; progress is told."""
+    site = copy_package(tmp_path / "site")
+    out = run_python("""
+        import json, nbsoftmax
+        events = []
+        summary = nbsoftmax.precompile(dtypes="float32", ops="softmax_topk", processes=2,
+                                       progress=lambda *a: events.append(a))
+        print(json.dumps([summary, events]))
+    """, env={"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "EXPECT_ROOT": str(site)},
+        path_first=site)
+    summary, events = json.loads(out.splitlines()[-1])
+    assert summary["kernels"] == 2 and summary["workers"] == 2
+    assert summary["worker_compiled"] == 2 and summary["worker_errors"] == []
+    assert (summary["compiled"], summary["loaded"]) == (0, 2)
+    assert [e[:3] for e in events if e[0] == "load"] == [["load", 1, 2], ["load", 2, 2]]
+    compiled = sorted(e[3].split(":")[0] for e in events if e[0] == "compile")
+    assert compiled == ["softmax_topk float32 parallel", "softmax_topk float32 serial"]
