@@ -227,10 +227,9 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
                                   work.reshape(-1))
         else:
             cols = x.shape[1] if x.ndim == 2 else 1
-            bounds, _, _ = _tasks(off, x.shape[0], 0, numba.get_num_threads())
             _segment.stage_temperature(staged.reshape(-1, cols),
                                        None if m is None else m.reshape(-1, cols), off,
-                                       bounds, inv_t, work.reshape(-1, cols))
+                                       inv_t, work.reshape(-1, cols))
     _compute_forward(op, work, off)
     if m is not None:
         from .cpu import _segment

@@ -185,12 +185,16 @@ def backward_parallel(log, g, y, offsets, task_bounds, max_len, columns, out):
 # arithmetic (the difference of two float32 is exact there: one rounding in all).
 
 
-@njit(parallel=True, error_model="numpy")
+# Staging and finishing are serial: one streaming pass each, where= and temperature= calls
+# only, and a parallel variant per (dtype, mask or None) would cost ~2 s of compile each.
+
+
+@njit(error_model="numpy")
 def stage_scaled(x, mask, scale, fill, out):
     """out = x * scale where mask (or everywhere: mask None), fill elsewhere; flat arrays."""
     sc = to_compute(out, scale)
     f = to_compute(out, fill)
-    for i in prange(x.size):
+    for i in range(x.size):
         if mask is None or mask[i]:
             out[i] = x[i] * sc
         else:
@@ -214,20 +218,19 @@ def _stage_segment(x, mask, b0, b1, inv_t, out):
                 out[i, c] = to_compute(out, -np.inf)
 
 
-@njit(parallel=True, error_model="numpy")
-def stage_temperature(x, mask, offsets, task_bounds, inv_t, out):
+@njit(error_model="numpy")
+def stage_temperature(x, mask, offsets, inv_t, out):
     """(N, C) arrays: each segment's entries as (x - max) / T (see above)."""
-    for t in prange(task_bounds.size - 1):
-        for k in range(task_bounds[t], task_bounds[t + 1]):
-            _stage_segment(x, mask, offsets[k], offsets[k + 1], inv_t, out)
+    for k in range(offsets.size - 1):
+        _stage_segment(x, mask, offsets[k], offsets[k + 1], inv_t, out)
 
 
-@njit(parallel=True, error_model="numpy")
+@njit(error_model="numpy")
 def finish_masked(out, mask, scale, fill):
     """out = out * scale where mask, fill elsewhere (flat arrays)."""
     sc = to_compute(out, scale)
     f = to_compute(out, fill)
-    for i in prange(out.size):
+    for i in range(out.size):
         if mask is None or mask[i]:
             out[i] = out[i] * sc
         else:
