@@ -223,15 +223,15 @@ def _plan(op, dtype, outer, n, inner):
         rows_per_block = block // width
         return ("warp", items, -(-rows // rows_per_block), block, width)
     cap = _items_cap(op, dtype.itemsize)
-    split_threads = min(lim.split_threads, max_threads(("block", op, cap, dtype)) // 32 * 32)
-    split_chunk = split_threads * cap
-    if n <= split_chunk or rows >= multiprocessor_count():
+    if n <= lim.split_threads * cap or rows >= multiprocessor_count():
         items = min(4, cap)
         while items <= cap:
             threads = max(32, _round_up(-(-n // items), 32))
             if threads <= min(lim.max_threads, max_threads(("block", op, items, dtype))):
                 return ("block", items, rows, threads, (n, 1))
             items *= 2
+    split_threads = min(lim.split_threads, max_threads(("block", op, cap, dtype)) // 32 * 32)
+    split_chunk = split_threads * cap
     chunks = -(-n // split_chunk)
     return ("split", cap, rows, split_threads, (split_chunk, chunks))
 

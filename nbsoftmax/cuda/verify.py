@@ -268,8 +268,9 @@ def _table(rows):
     return "\n".join(lines)
 
 
-def verify(ccs=((8, 0), (9, 0)), jobs=None, unbounded=False, select=None, sass=True):
-    """Compile and check every variant for each compute capability; returns the report dict.
+def verify(ccs=((8, 0), (9, 0)), jobs=None, unbounded=False, select=(), sass=True):
+    """Compile and check every variant (or those whose name contains one of the ``select``
+    strings) for each compute capability; returns the report dict.
 
     Raises RuntimeError when ptxas (or libNVVM) is missing or the CUDA simulator is on.
     """
@@ -283,11 +284,21 @@ def verify(ccs=((8, 0), (9, 0)), jobs=None, unbounded=False, select=None, sass=T
     problem = _runtime.toolchain_problem()
     if problem is not None:
         raise RuntimeError(f"cannot compile: {problem}; pip install \"nbsoftmax[test]\"")
+    from numba.cuda.cudadrv import nvrtc
+
+    supported = nvrtc.get_supported_ccs()
+    for cc in ccs:
+        if tuple(cc) not in supported:
+            raise RuntimeError(
+                f"this CUDA toolkit cannot compile for compute capability {cc[0]}.{cc[1]} (it "
+                f"supports {', '.join(f'{a}.{b}' for a, b in supported)}); CUDA 13 starts at "
+                "7.5, use the CUDA 12 wheels for 7.0")
     ptxas = find_tool("ptxas")
     if ptxas is None:
         raise RuntimeError("ptxas was not found (pip install nvidia-cuda-nvcc, or set CUDA_HOME)")
     nvdisasm = find_tool("nvdisasm") if sass else None
-    keys = [k for k in _variants.all_keys() if select is None or select in _variants.name(k)]
+    keys = [k for k in _variants.all_keys()
+            if not select or any(text in _variants.name(k) for text in select)]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(keys)))
     # interleave so that each worker gets a share of the slow (large) variants
     parts = [(keys[i::jobs], list(ccs), unbounded, ptxas, nvdisasm) for i in range(jobs)]
@@ -317,7 +328,8 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--rows-json", metavar="FILE", help="write the table's rows as JSON")
     parser.add_argument("--jobs", type=int, default=None, help="worker processes")
-    parser.add_argument("--select", metavar="TEXT", help="only variants whose name has TEXT")
+    parser.add_argument("--select", metavar="TEXT", action="append",
+                        help="only variants whose name has TEXT (repeatable)")
     parser.add_argument("--no-sass", action="store_true",
                         help="skip the SASS instruction counts (nvdisasm: ~0.5 s per variant)")
     parser.add_argument("--unbounded", action="store_true",
@@ -328,7 +340,11 @@ def main(argv=None):
         ccs = tuple(tuple(int(p) for p in c.split(".")) for c in args.cc)
     except ValueError:
         parser.error(f"--cc takes versions like 8.0 or 9.0, not {args.cc}")
-    report = verify(ccs, args.jobs, args.unbounded, args.select, not args.no_sass)
+    try:
+        report = verify(ccs, args.jobs, args.unbounded, args.select, not args.no_sass)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(_table(report["rows"]))
     print(f"\n{report['variants']} variants x {len(ccs)} architectures in "
           f"{report['seconds']} s: {len(report['unlaunchable'])} unlaunchable, "
