@@ -121,8 +121,11 @@ def _worker_env():
 
 def _run_workers(groups, workers, total, progress):
     """Hand the driver groups to `workers` worker processes, longest first; returns the
-    error messages of workers that failed (their remaining kernels are left to the caller)
-    and how many kernels the workers compiled (the others they found in the cache)."""
+    error messages (of kernels that failed, of workers that died: their remaining kernels are
+    left to the caller) and how many kernels the workers compiled (the others they found in
+    the cache)."""
+    from .cpu import _variants
+
     queue = deque(groups)
     lock = threading.Lock()
     done = [0, 0]  # kernels built, of which compiled
@@ -152,9 +155,9 @@ def _run_workers(groups, workers, total, progress):
                 with lock:
                     done[0] += 1
                     done[1] += how == "compiled"
+                    if how.startswith("failed"):
+                        errors.append(f"{_variants.label(variant)} {how}")
                     if progress is not None:
-                        from .cpu import _variants
-
                         progress("compile", done[0], total,
                                  f"{_variants.label(variant)}: {how} in {seconds:.2f} s")
 
@@ -205,6 +208,9 @@ def _worker():
     for line in sys.stdin:
         family, args, driver = json.loads(line)
         t0 = time.perf_counter()
-        how = _variants.build(_variants.Variant(family, tuple(args), driver))
+        try:
+            how = _variants.build(_variants.Variant(family, tuple(args), driver))
+        except Exception as exc:  # told to the parent, whose own pass raises it again
+            how = f"failed ({type(exc).__name__}: {exc})"
         replies.write(json.dumps([how, round(time.perf_counter() - t0, 3)]) + "\n")
         replies.flush()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import nbsoftmax
-from nbsoftmax import _precompile
+from nbsoftmax import _precompile, cpu
 from nbsoftmax.cpu import _drivers, _variants
 from tests.subproc import READ_ONLY_PRELUDE, copy_package, run_python
 
@@ -128,8 +128,10 @@ def test_every_dtype_has_the_float32_variants():
 
 def test_variants_of_each_public_function():
     f32 = _variants.variants(("cross_entropy",), ["float32"])
-    # class indices or probabilities x weight or not x gradient or not x serial or parallel
-    assert len(f32) == 16 and {v.family for v in f32} == {"xent"}
+    # class indices or probabilities x weight, gradient, temperature (or not) x serial, parallel
+    flags = _variants._flag_names(cpu._xent_kernel)
+    assert {"weighted", "with_grad"} <= set(flags)
+    assert len(f32) == 2 * 2 ** len(flags) * 2 and {v.family for v in f32} == {"xent"}
     assert len(_variants.variants(("softmax_topk",), ["float64"])) == 2
     softmin = _variants.variants(("softmin",), ["float32"])
     assert softmin and all(v.driver.startswith("softmax_scaled_") for v in softmin)
@@ -198,3 +200,46 @@ def test_precompile_in_workers_fills_the_cache_then_loads(tmp_path):
     assert [e[:3] for e in events if e[0] == "load"] == [["load", 1, 2], ["load", 2, 2]]
     compiled = sorted(e[3].split(":")[0] for e in events if e[0] == "compile")
     assert compiled == ["softmax_topk float32 parallel", "softmax_topk float32 serial"]
+
+
+# ------------------------------------------------------------------ the command
+
+
+def test_warmup_rejects_an_unknown_op_before_compiling(recorded, capsys):
+    from nbsoftmax.cli import main
+
+    assert main(["warmup", "--op", "softmaxx"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nbsoftmax warmup: error: ops has unknown names")
+    assert not recorded
+
+
+class _Stream:
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_is_a_line_per_kernel_in_logs_and_a_bar_on_a_terminal():
+    from nbsoftmax.cli.warmup import _Progress
+
+    log = _Stream(tty=False)
+    progress = _Progress(log)
+    progress("compile", 1, 3, "softmax rows float32 serial: compiled in 1.20 s")
+    progress("compile", 3, 3, "softmax rows float32 parallel: compiled in 2.00 s")
+    assert log.text.splitlines() == [
+        "warmup [1/3] compile softmax rows float32 serial: compiled in 1.20 s",
+        "warmup [3/3] compile softmax rows float32 parallel: compiled in 2.00 s"]
+    terminal = _Stream(tty=True)
+    progress = _Progress(terminal)
+    progress("load", 3, 3, "softmax_topk float32 serial: loaded in 0.01 s")
+    assert terminal.text.startswith("\rwarmup load    [########################] 3/3 kernels")
+    assert terminal.text.endswith("softmax_topk float32 serial\n")

@@ -61,8 +61,8 @@ def _run(args):
         print(f"nbsoftmax warmup: error: {exc}", file=sys.stderr)
         return 2
     for message in summary["worker_errors"]:
-        print(f"nbsoftmax warmup: warning: {message}; its kernels were compiled here instead",
-              file=sys.stderr)
+        print(f"nbsoftmax warmup: warning: {message} (this process built what the workers did "
+              f"not)", file=sys.stderr)
     what = ", ".join(args.op) if args.op else "every function"
     if summary["workers"]:
         how = (f"{summary['worker_compiled']} compiled by {summary['workers']} worker "

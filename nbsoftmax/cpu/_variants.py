@@ -13,12 +13,14 @@ index updates from two processes at once can lose one of them (``_cache``): ``by
 groups the variants so that one process builds all of a driver's signatures.
 """
 
+import inspect
+import itertools
 from collections import namedtuple
 
 import numpy as np
 
-# family: "elementwise" (args: op, layout, storage, parallel), "xent" (kind, storage, weighted,
-# with_grad, parallel), "topk" (storage, parallel) or "lse" (name, storage, weighted, masked,
+# family: "elementwise" (args: op, layout, storage, parallel), "xent" (kind, storage, the
+# flags of cpu._xent_kernel, parallel), "topk" (storage, parallel) or "lse" (name, storage, weighted, masked,
 # signed, parallel: _lse_run._kernel); driver: the _drivers function's name.
 Variant = namedtuple("Variant", "family args driver")
 
@@ -70,12 +72,34 @@ def public_ops():
     return tuple(_OPS) + EXTRA_OPS + (("logsumexp_backward",) if _has_lse() else ())
 
 
+def _flag_names(getter):
+    """The boolean parameters of a getter, between ``storage`` and ``parallel`` (the Numba
+    types of optional arguments: None or an array, a scale or a temperature, ...)."""
+    params = list(inspect.signature(getter).parameters)
+    return params[params.index("storage") + 1:params.index("parallel")]
+
+
+def _xent_variants(storage):
+    """cross_entropy: class indices or probabilities, with every combination of its getter's
+    flags (weight, gradient, temperature, ...), serial and parallel."""
+    from . import _xent_kernel
+
+    flags = _flag_names(_xent_kernel)
+    return [Variant("xent", (kind, storage) + combo + (par,), f"xent_{kind}_{_par(par)}")
+            for kind in ("index", "probs") for combo in itertools.product((False, True),
+                                                                          repeat=len(flags))
+            for par in (False, True)]
+
+
 def _lse_variants(op, storage):
     """logsumexp with b= (weighted), where= (masked) or return_sign= (signed) in any
     combination but none (the plain kernels); logsumexp_backward with where= or not."""
+    from ._lse_run import _kernel
+
+    assert _flag_names(_kernel) == ["weighted", "masked", "signed"], _flag_names(_kernel)
     if op == "logsumexp":
         combos = [(w, m, s) for w in (False, True) for m in (False, True) for s in (False, True)
-                  if w or s]
+                  if w or s]  # where= alone runs the masked plain kernels
         name = "lse"
     else:
         combos, name = [(False, m, False) for m in (False, True)], "lse_backward"
@@ -93,12 +117,7 @@ def variants(ops, dtypes):
         storage = _storage(dtype)
         for op in ops:
             if op == "cross_entropy":
-                for kind in ("index", "probs"):
-                    for weighted in (False, True):
-                        for grad in (False, True):
-                            for par in (False, True):
-                                found.append(Variant("xent", (kind, storage, weighted, grad, par),
-                                                     f"xent_{kind}_{_par(par)}"))
+                found += _xent_variants(storage)
                 continue
             if op == "softmax_topk":
                 found += [Variant("topk", (storage, par), f"topk_rows_{_par(par)}")
@@ -140,8 +159,7 @@ def key(variant):
         op, layout, storage, par = args
         return (op, layout, np.dtype(storage), par)
     if family == "xent":
-        kind, storage, weighted, grad, par = args
-        return ("xent", kind, np.dtype(storage), weighted, grad, par)
+        return ("xent", args[0], np.dtype(args[1])) + args[2:]
     if family == "topk":
         storage, par = args
         return ("topk", np.dtype(storage), par)
@@ -171,7 +189,8 @@ def build(variant):
 def label(variant):
     """A short human-readable name: ``softmax rows float32 parallel``."""
     args = [a for a in variant.args if not isinstance(a, bool)]
-    names = {"xent": ("weight", "grad"), "lse": ("b", "where", "sign")}.get(variant.family, ())
+    names = {"xent": ("weight", "grad", "temperature"),
+             "lse": ("b", "where", "sign")}.get(variant.family, ())
     flags = [a for a in variant.args[:-1] if isinstance(a, bool)]
     words = {"xent": ["cross_entropy"], "topk": ["softmax_topk"]}.get(variant.family, [])
     words += [{"lse": "logsumexp", "lse_backward": "logsumexp_backward"}.get(a, str(a))
