@@ -40,8 +40,12 @@ def test_every_variant_compiles_launchable_for_sm80_and_sm90(tmp_path):
         "    print('KEYS', len(_variants.all_keys()))\n"
         "    sys.exit(verify.main(sys.argv[1:]))\n",
         env=NO_SIMULATOR, timeout=900,
-        args=("--cc", "8.0", "9.0", "--no-sass", "--json", str(report)))
+        args=("--cc", "8.0", "9.0", "--no-sass", "--json", str(report),
+              "--rows-json", str(tmp_path / "rows.json")))
     data = json.loads(report.read_text())
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert {r["arch"] for r in rows} == {"sm_80", "sm_90"}
+    assert all(r["requested_threads"] <= r["max_threads"] for r in rows)
     assert set(data) == {"variants", "unlaunchable", "spilling"}
     keys = int(next(line.split()[1] for line in out.splitlines() if line.startswith("KEYS")))
     assert data["variants"] == keys > 200
@@ -298,6 +302,22 @@ class _Tensor:
 
 def _described(arrays, kind, stream=None, obj=None):
     return arrays.Described(obj, kind, (2, 3), (12, 4), None, 0, False, stream)
+
+
+def test_numba_results_are_not_bound_to_the_default_stream_object(arrays):
+    """A result bound to numba's default Stream object would warn (int(stream)) each time
+    its __cuda_array_interface__ is read; it is allocated with stream=0 instead."""
+    import numpy as np
+
+    calls = []
+    arrays.cuda.device_array = lambda size, dtype, stream=0: calls.append(stream) or np.empty(
+        size, dtype)
+    like = _described(arrays, "numba")
+    arrays.allocate(like, (2, 3), (12, 4), np.dtype(np.float32), _Stream(0))
+    arrays.temporary((5,), np.dtype(np.float64), _Stream(0))
+    created = _Stream(9)
+    arrays.allocate(like, (2, 3), (12, 4), np.dtype(np.float32), created)
+    assert calls[:2] == [0, 0] and calls[2] is created
 
 
 def test_torch_inputs_are_ordered_and_protected_on_another_stream(arrays, monkeypatch):

@@ -199,7 +199,7 @@ def allocate(like, shape, strides, dtype, stream):
         buf = np.empty(size, dtype)
         obj = FakeCUDAArray(np.lib.stride_tricks.as_strided(buf, shape, strides))
         return obj, FakeCUDAArray(buf)
-    flat = cuda.device_array(size, dtype, stream=stream)
+    flat = cuda.device_array(size, dtype, stream=allocation_stream(stream))
     if shape and strides == c_strides(shape, dtype.itemsize):
         return flat.reshape(shape), flat
     desc = {"shape": shape, "strides": strides, "data": (flat.device_ctypes_pointer.value or 0, False),
@@ -212,7 +212,7 @@ def temporary(shape, dtype, stream):
     size = max(math.prod(shape), 1)
     if SIMULATOR:
         return FakeCUDAArray(np.empty(size, dtype))
-    return cuda.device_array(size, dtype, stream=stream)
+    return cuda.device_array(size, dtype, stream=allocation_stream(stream))
 
 
 # ------------------------------------------------------------------ streams
@@ -232,6 +232,14 @@ def stream_handle(stream):
         return 0
     handle = getattr(stream, "handle", stream)
     return int(handle) if handle else 0
+
+
+def allocation_stream(stream):
+    """The ``stream=`` to give numba's allocators: 0 for the default stream. A numba array
+    bound to the default stream *object* exports its stream through ``int(stream)`` in its
+    ``__cuda_array_interface__`` (a DeprecationWarning in numba-cuda 0.30, and the handle 0
+    that the interface forbids) whenever it is passed on."""
+    return stream if stream_handle(stream) else 0
 
 
 def _external(handle):

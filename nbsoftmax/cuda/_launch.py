@@ -135,7 +135,7 @@ def get_kernel(kind, op, items, dtype):
 
 
 def get_scaled_kernel(op, dtype, masked):
-    """The compiled kernel of ``_kernels_scaled`` for op on storage dtype, with or without a mask."""
+    """The compiled ``_kernels_scaled`` kernel for op on storage dtype, with or without a mask."""
     return get(("scaled", op, np.dtype(dtype), bool(masked)))
 
 

@@ -31,7 +31,7 @@ from . import _ops
 BOUNDS = {
     "warp": (128,),
     "block": (1024, 1),
-    "columns": (256,),
+    "columns": (256, 1),
     "scaled": (512, 1),
     "xent": (512, 1),
     "topk": (512, 1),

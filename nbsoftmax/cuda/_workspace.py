@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from ._arrays import stream_handle
+from ._arrays import allocation_stream, stream_handle
 from ._runtime import SIMULATOR, cuda, device_id
 
 PER_THREAD_HANDLES = frozenset({0, 2})
@@ -50,7 +50,7 @@ class Workspace:
 
 
 def _allocate(size, stream):
-    return cuda.device_array(size, np.float64, stream=0 if SIMULATOR else stream)
+    return cuda.device_array(size, np.float64, stream=allocation_stream(stream))
 
 
 _shared = {}
