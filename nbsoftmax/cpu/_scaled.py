@@ -102,7 +102,9 @@ def _v_f64(u, m, ih, il, post):
     av = d - bv
     e = (u - av) + ((-m) - bv)
     c = fma(d, il, e * ih)
-    c = select(abs(d) < _F64_INF, c, _F64_ZERO)  # d infinite: e and c are NaN
+    # c not finite: d is infinite (e NaN), or e * ih overflowed, and then so does d * ih
+    # (|e| <= ulp(d) / 2): either way the result is d * ih, +-inf (a NaN would leak otherwise)
+    c = select(abs(c) < _F64_INF, c, _F64_ZERO)
     return fma(d, ih, c) * post
 
 
