@@ -6,6 +6,8 @@ choice of kernel, and ``nbsoftmax.cpu`` / ``nbsoftmax.cuda`` hold the kernels.
 
 from . import _args, _dispatch, _threading
 from ._layers import LogSoftmax, Softmax
+from .segment import (segment_log_softmax, segment_log_softmax_backward, segment_logsumexp,
+                      segment_softmax, segment_softmax_backward)
 
 # Make pip's libtbb findable by Numba before any parallel launch (see nbsoftmax._threading).
 _threading.preload_tbb()
@@ -19,6 +21,11 @@ __all__ = [
     "softmin",
     "cross_entropy",
     "softmax_topk",
+    "segment_softmax",
+    "segment_log_softmax",
+    "segment_logsumexp",
+    "segment_softmax_backward",
+    "segment_log_softmax_backward",
     "Softmax",
     "LogSoftmax",
     "precompile",
