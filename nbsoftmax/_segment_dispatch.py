@@ -15,9 +15,7 @@ row among threads: a segment and the dense row of the same entries share their k
 
 import threading
 
-import numba
 import numpy as np
-from numba import types
 
 from . import _dispatch, _dtypes, _threading
 
@@ -26,7 +24,12 @@ _compiled = {}
 _lock = threading.Lock()
 TASKS_PER_THREAD = 4
 
-_STORAGE = {np.dtype(np.float32): types.float32, np.dtype(np.float64): types.float64}
+
+
+def _threads():
+    import numba  # here, not at import: `import nbsoftmax` does not import Numba
+
+    return numba.get_num_threads()
 
 
 # ------------------------------------------------------------------ kernels
@@ -40,10 +43,13 @@ def _kernel(name, dtype, parallel):
         with _lock:
             kernel = _compiled.get(key)
             if kernel is None:
+                import numba
+                from numba import types
+
                 from .cpu import _cache, _segment
 
                 source = getattr(_segment, f"{name}_{'parallel' if parallel else 'serial'}")
-                st = _STORAGE[np.dtype(dtype)]
+                st = types.float32 if np.dtype(dtype) == np.float32 else types.float64
                 ro = types.Array(st, 2, "C", readonly=True)
                 rw = types.Array(st, 2, "C")
                 idx = types.Array(types.int64, 1, "C", readonly=True)
@@ -68,7 +74,7 @@ def _run(name, dtype, args, elements, segments):
     """Run a segment driver: parallel where the size and the threading layer allow it."""
     from . import cpu
 
-    if segments > 1 and elements >= cpu.PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1:
+    if segments > 1 and elements >= cpu.PARALLEL_MIN_ELEMENTS and _threads() > 1:
         mode = _threading.parallel_mode()  # the policy of cpu._ParallelKernel
         if mode is _threading.FREE:
             return _kernel(name, dtype, True)(*args)
@@ -216,8 +222,13 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
     if mask is not None:
         m = np.broadcast_to(mask, x.shape)
         m = np.ascontiguousarray(m if order is None else m[order])
+    source = work  # the kernels' input: work itself (staged, in place), or x read in place
     if m is None and inv_t is None:
-        _dispatch._cast_copy(work, src)
+        if src.dtype == cdtype and src.flags.c_contiguous and src.flags.aligned \
+                and src.dtype.isnative and work is not src:
+            source = src  # one read of x and one write less than staging a copy
+        else:
+            _dispatch._cast_copy(work, src)
     else:
         from .cpu import _segment
 
@@ -230,7 +241,7 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
             _segment.stage_temperature(staged.reshape(-1, cols),
                                        None if m is None else m.reshape(-1, cols), off,
                                        inv_t, work.reshape(-1, cols))
-    _compute_forward(op, work, off)
+    _compute_forward(op, source, work, off)
     if m is not None:
         from .cpu import _segment
 
@@ -252,21 +263,22 @@ def _rows2(a):
     return a.reshape(1, -1) if a.ndim == 1 else a
 
 
-def _compute_forward(op, work, off):
-    """softmax / log_softmax of every segment of work (C-contiguous), in place."""
+def _compute_forward(op, source, work, off):
+    """softmax / log_softmax of every segment of source (C-contiguous) into work (the same
+    array, in place, or one of its shape)."""
     from . import cpu
 
     n = work.shape[0]
     columns = work.ndim == 2
     row_bytes = work.itemsize * (work.shape[1] if columns else 1)
-    bounds, max_len, long_ids = _tasks(off, n, row_bytes, numba.get_num_threads())
-    args = (op == "log_softmax", work.reshape(-1, work.shape[1]) if columns else _rows2(work),
-            off, bounds, max_len, columns)
-    _run("forward", work.dtype, args + (args[1],), work.size, off.size - 1)
+    bounds, max_len, long_ids = _tasks(off, n, row_bytes, _threads())
+    rows = (lambda a: a) if columns else _rows2
+    _run("forward", work.dtype, (op == "log_softmax", rows(source), off, bounds, max_len, columns,
+                                 rows(work)), work.size, off.size - 1)
     for k in long_ids:
         b0, b1 = off[k], off[k + 1]
-        seg = work[b0:b1].reshape(1, b1 - b0, -1) if columns else work[b0:b1].reshape(1, -1)
-        cpu.run(op, (seg,), seg, True)
+        shape = (1, b1 - b0, work.shape[1]) if columns else (1, b1 - b0)
+        cpu.run(op, (source[b0:b1].reshape(shape),), work[b0:b1].reshape(shape), source is work)
 
 
 def logsumexp(x, offsets, segment_ids, num_segments, where):
@@ -293,7 +305,7 @@ def logsumexp(x, offsets, segment_ids, num_segments, where):
         from . import cpu
 
         bounds, max_len, long_ids = _tasks(off, work.shape[0], work.itemsize * cols,
-                                           numba.get_num_threads())
+                                           _threads())
         x2 = work if columns else _rows2(work)
         _run("logsumexp", cdtype, (x2, off, bounds, max_len, columns, result), work.size, segs)
         for k in long_ids:
@@ -365,7 +377,7 @@ def _compute_backward(op, work, y, off):
     n = work.shape[0]
     columns = work.ndim == 2
     row_bytes = work.itemsize * (work.shape[1] if columns else 1)
-    bounds, max_len, long_ids = _tasks(off, n, row_bytes, numba.get_num_threads())
+    bounds, max_len, long_ids = _tasks(off, n, row_bytes, _threads())
     g2, y2 = (work, y) if columns else (_rows2(work), _rows2(y))
     _run("backward", work.dtype, (op == "log_softmax_backward", g2, y2, off, bounds, max_len,
                                   columns, g2), work.size, off.size - 1)
