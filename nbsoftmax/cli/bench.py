@@ -138,7 +138,7 @@ def _cases(args):
         for shape, axis in cases:
             if not -len(shape) <= axis < len(shape):
                 raise BenchError(f"--axis {axis} is out of range for --shapes "
-                                 f"{'x'.join(map(str, shape))} ({len(shape)} dimensions); "
+                                 f"{'x'.join(map(str, shape))} ({len(shape)}-d); "
                                  f"expected {-len(shape)} to {len(shape) - 1}")
     else:
         cases = FULL_CASES if args.full else QUICK_CASES
