@@ -20,7 +20,7 @@ import inspect
 
 import numpy as np
 
-from .. import _dispatch, _dtypes
+from .. import _dispatch, _dtypes, _temperature, _xent_args
 from .._layout import Layout, _c_strides
 from . import _runtime
 
@@ -420,7 +420,8 @@ def _broadcast_mask(md, shape, rd, stream):
 
 
 def scaled(op, x, axis, dtype, out, where, scale, device, stream):
-    """softmax / log_softmax of x * scale over the entries where ``where``, on the GPU."""
+    """softmax / log_softmax of x * sign / T over the entries where ``where``, on the GPU;
+    ``scale`` is the dispatch's ``_temperature.Temperature`` (kernel parameters per dtype)."""
     if _start(device, (("x", x), ("out", out), ("where", where))):
         return _scaled_device(op, x, axis, dtype, out, where, scale, stream)
     return _scaled_host(op, x, axis, dtype, out, where, scale, stream)
@@ -464,8 +465,8 @@ def _scaled_device(op, x, axis, dtype, out, where, scale, stream):
         else:
             _copy(xd, res_flat, rd.strides, s)
             src = res_flat
-        _launch.run_scaled(op, (src,), mask, res_flat, scale, layout.outer, layout.n,
-                           layout.inner, s)
+        _launch.run_scaled(op, (src,), mask, res_flat, scale.scaling(rdtype), layout.outer,
+                           layout.n, layout.inner, s)
     return _finish(result, rd, od, out, s)
 
 
@@ -502,8 +503,8 @@ def _scaled_backward_device(op, grad_output, output, axis, out, where, scale, st
                 staged = _arrays.temporary((size,), rdtype, s)
                 _copy(d, staged, rd.strides, s)
                 inputs.append(staged)
-        _launch.run_scaled(op, tuple(inputs), mask, res_flat, scale, layout.outer, layout.n,
-                           layout.inner, s)
+        _launch.run_scaled(op, tuple(inputs), mask, res_flat, scale.scaling(rdtype),
+                           layout.outer, layout.n, layout.inner, s)
     return _finish(result, rd, od, out, s)
 
 
@@ -527,6 +528,8 @@ def _round_trip_scaled(op, host_inputs, mask, host_result, layout, scale, stream
         device_out = cuda.device_array(host_result.size, host_result.dtype, stream=s)
     else:
         device_out = device_inputs[0]  # in place
+    if isinstance(scale, _temperature.Temperature):  # (logsumexp passes its sign, 1.0)
+        scale = scale.scaling(host_inputs[0].dtype)
     _launch.run_scaled(op, device_inputs, device_mask, device_out, scale, layout.outer, layout.n,
                        layout.inner, s)
     device_out.copy_to_host(host_result.reshape(-1), stream=s)
@@ -626,13 +629,12 @@ def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index
     x = _dispatch._as_array(logits, "logits")
     t = _dispatch._as_array(target, "target")
     _dispatch._prepare(x, axis, None)
-    if t.dtype.kind in "iu" and t.size:
-        # the CPU path's range check (the kernels can only flag a bad index with NaN)
-        kept = t[t != ignore_index]
-        n_classes = x.shape[_dispatch.normalize_axes(axis, x.ndim)[0]] if x.ndim else 0
-        if kept.size and (kept.min() < 0 or kept.max() >= n_classes):
-            raise ValueError(f"target has class indices outside [0, {n_classes}) other than "
-                             f"ignore_index={ignore_index}")
+    if t.dtype.kind in "iu" and x.ndim:
+        # the CPU path's range check, in the targets' own dtype (the kernels can only flag a
+        # bad index with NaN, and see unsigned targets through int64)
+        (a,) = _dispatch.normalize_axes(axis, x.ndim)
+        if t.shape == x.shape[:a] + x.shape[a + 1:]:
+            _xent_args.check_class_indices(t, t.shape, x.shape[a], ignore_index)
     w = None if weight is None else cuda.to_device(_dispatch._as_array(weight, "weight"))
     result = _cross_entropy_device(
         cuda.to_device(np.ascontiguousarray(x)), cuda.to_device(np.ascontiguousarray(t)),
@@ -680,9 +682,7 @@ def _cross_entropy_device(logits, target, axis, reduction, label_smoothing, igno
             raise ValueError(f"target has shape {td.shape}; class indices need the logits' shape "
                              f"without the class axis, {rest}")
     elif probs:
-        if td.shape != xd.shape:
-            raise ValueError(f"target has shape {td.shape}; class probabilities need the "
-                             f"logits' shape {xd.shape}")
+        _xent_args.check_probabilities(td, xd.shape, ignore_index)
     else:
         raise TypeError(f"target has unsupported dtype {td.dtype}; expected integer class "
                         "indices or floating-point class probabilities")
@@ -726,8 +726,12 @@ def _cross_entropy_device(logits, target, axis, reduction, label_smoothing, igno
         total = None
         if reduction != "none":
             total = _arrays.flat_view(ld.ptr, 1, rdtype, loss)
+        # unsigned targets reach the kernel as int64: with a negative ignore_index, a value
+        # that wraps onto it (uint64 2**64 - 100) must read as out of range, not ignored
+        ignoring = not (td.dtype.kind == "u" and ignore_index < 0)
         _launch.run_cross_entropy(x_flat, t_flat, w_flat, gflat, losses, factor, total, rows, n,
-                                  scale, eps, int(ignore_index), mode, s)
+                                  scale.scaling(rdtype), eps, int(ignore_index), mode, s,
+                                  ignoring=ignoring)
         if reduction == "none":
             src = _arrays.Described(losses, "numba", rest, c_strides(rest, 8),
                                     np.dtype(np.float64), _arrays.describe(losses, "l").ptr,

@@ -267,9 +267,13 @@ def run(op, inputs, out, outer, n, inner, stream):
                 *inputs, out, partials, outer, n, chunk, chunks, _ops.APPLY)
 
 
-def run_scaled(op, inputs, mask, out, scale, outer, n, inner, stream):
-    """Enqueue op of ``_kernels_scaled`` on flat device views: x * scale over the entries where
-    the flat uint8 ``mask`` is nonzero (None: all); a block per slice, grid-strided."""
+def run_scaled(op, inputs, mask, out, scaling, outer, n, inner, stream):
+    """Enqueue op of ``_kernels_scaled`` on flat device views: x * sign / T over the entries
+    where the flat uint8 ``mask`` is nonzero (None: all); a block per slice, grid-strided.
+    ``scaling``: ``_temperature.kernel_scaling``'s tuple, or a sign alone (no temperature)."""
+    if not isinstance(scaling, tuple):
+        scaling = (float(scaling), 1.0, 0.0, 1.0)
+    scaling = tuple(map(float, scaling))
     dtype = np.dtype(inputs[0].dtype)
     masked = mask is not None
     if not masked:
@@ -279,17 +283,20 @@ def run_scaled(op, inputs, mask, out, scale, outer, n, inner, stream):
     threads = _threads_for(key, n)
     grid = min(outer * inner, 65_536)
     if op in _ops.BACKWARD:
-        _configure(kernel, grid, threads, stream)(*inputs, mask, out, float(scale), outer, n, inner)
+        _configure(kernel, grid, threads, stream)(*inputs, mask, out, scaling, outer, n, inner)
     else:
-        _configure(kernel, grid, threads, stream)(inputs[0], mask, out, float(scale), outer, n,
-                                                  inner)
+        _configure(kernel, grid, threads, stream)(inputs[0], mask, out, scaling, outer, n, inner)
 
 
-def run_cross_entropy(x, target, weight, grad, losses, factor, total, rows, n, scale, eps,
-                      ignore_index, factor_mode, stream):
+def run_cross_entropy(x, target, weight, grad, losses, factor, total, rows, n, scaling, eps,
+                      ignore_index, factor_mode, stream, ignoring=True):
     """Enqueue the three cross-entropy launches of ``_kernels_xent`` on flat device views:
     per-row losses into ``losses`` (float64), the gradient into ``grad`` (or None), and their
-    sum into ``total[0]`` (or None for reduction "none")."""
+    sum into ``total[0]`` (or None for reduction "none"). ``scaling`` as for `run_scaled`;
+    ``ignoring`` False: no target is ignored (unsigned targets, negative ignore_index)."""
+    if not isinstance(scaling, tuple):
+        scaling = (float(scaling), 1.0, 0.0, 1.0)
+    scaling = tuple(map(float, scaling))
     dtype = np.dtype(x.dtype)
     probs = np.dtype(target.dtype) != np.int64
     weighted = weight is not None
@@ -303,7 +310,7 @@ def run_cross_entropy(x, target, weight, grad, losses, factor, total, rows, n, s
     key = ("xent", "rows", dtype, probs, weighted, with_grad)
     _configure(get(key), min(rows, 65_536), _threads_for(key, n), stream)(
         x, target, weight if weighted else dummy, factor, losses, grad if with_grad else x, rows,
-        n, scale, eps, ignore_index)
+        n, scaling, eps, (int(ignore_index), int(bool(ignoring))))
     if total is not None:
         key = ("xent", "total", dtype, False, False, False)
         _configure(get(key), 1, _threads_for(key, rows), stream)(losses, factor, total, rows)

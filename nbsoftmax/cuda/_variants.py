@@ -119,7 +119,8 @@ def source(key):
         else:
             fn = K.scaled_forward(code, compute_dtype(dtype), masked)
             args = (arr, mask, arr)
-        sig = t.void(*args, t.float64, t.int64, t.int64, t.int64)
+        # scaling (sp, ih, il, post): nbsoftmax._temperature.kernel_scaling
+        sig = t.void(*args, t.UniTuple(t.float64, 4), t.int64, t.int64, t.int64)
     elif family == "xent":
         from . import _kernels_xent as K
 
@@ -132,7 +133,7 @@ def source(key):
         elif part == "rows":
             fn = K.rows_kernel(compute_dtype(dtype), probs, weighted, with_grad)
             sig = t.void(arr, arr if probs else index, f64, f64, f64, arr, t.int64, t.int64,
-                         t.float64, t.float64, t.int64)
+                         t.UniTuple(t.float64, 4), t.float64, t.UniTuple(t.int64, 2))
         else:
             fn = K.total_kernel()
             sig = t.void(f64, f64, arr, t.int64)
