@@ -4,7 +4,7 @@ The public functions live here; ``nbsoftmax._dispatch`` owns validation, axes, d
 choice of kernel, and ``nbsoftmax.cpu`` / ``nbsoftmax.cuda`` hold the kernels.
 """
 
-from . import _args, _dispatch, _threading
+from . import _args, _dispatch, _logsumexp, _scalars, _threading
 from ._layers import LogSoftmax, Softmax
 from .segment import (segment_log_softmax, segment_log_softmax_backward, segment_logsumexp,
                       segment_softmax, segment_softmax_backward)
@@ -18,6 +18,7 @@ __all__ = [
     "softmax_backward",
     "log_softmax_backward",
     "logsumexp",
+    "logsumexp_backward",
     "softmin",
     "cross_entropy",
     "softmax_topk",
@@ -111,8 +112,8 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     """
     if unexpected:
         raise _args.unexpected_keywords("softmax", unexpected)
-    return _dispatch.elementwise("softmax", x, axis, dtype, out, device, stream, where=where,
-                                 temperature=temperature)
+    return _scalars.scalar_if_0d(_dispatch.elementwise(
+        "softmax", x, axis, dtype, out, device, stream, where=where, temperature=temperature), out)
 
 
 @_args.hide_catch_all
@@ -168,8 +169,9 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=Non
     """
     if unexpected:
         raise _args.unexpected_keywords("log_softmax", unexpected)
-    return _dispatch.elementwise("log_softmax", x, axis, dtype, out, device, stream, where=where,
-                                 temperature=temperature)
+    return _scalars.scalar_if_0d(_dispatch.elementwise(
+        "log_softmax", x, axis, dtype, out, device, stream, where=where,
+        temperature=temperature), out)
 
 
 @_args.hide_catch_all
@@ -235,8 +237,9 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temp
     if unexpected:
         raise _args.unexpected_keywords("softmax_backward", unexpected,
                                         leading="grad_output, output, ")
-    return _dispatch.backward("softmax_backward", grad_output, output, axis, out, device, stream,
-                              where=where, temperature=temperature)
+    return _scalars.scalar_if_0d(_dispatch.backward(
+        "softmax_backward", grad_output, output, axis, out, device, stream, where=where,
+        temperature=temperature), out)
 
 
 @_args.hide_catch_all
@@ -296,26 +299,40 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, 
     if unexpected:
         raise _args.unexpected_keywords("log_softmax_backward", unexpected,
                                         leading="grad_output, output, ")
-    return _dispatch.backward("log_softmax_backward", grad_output, output, axis, out, device,
-                              stream, where=where, temperature=temperature)
+    return _scalars.scalar_if_0d(_dispatch.backward(
+        "log_softmax_backward", grad_output, output, axis, out, device, stream, where=where,
+        temperature=temperature), out)
 
 
 @_args.hide_catch_all
-def logsumexp(x, axis=-1, *, keepdims=False, where=None, device=None, stream=None,
-              **unexpected):
-    """``log(sum(exp(x), axis))`` computed without overflow.
+def logsumexp(x, axis=-1, *, keepdims=False, b=None, return_sign=False, where=None, device=None,
+              stream=None, **unexpected):
+    """``log(sum(b * exp(x), axis))`` computed without overflow, as ``scipy.special.logsumexp``.
+
+    Computed as ``m + log1p(sum(exp(x - m)) - 1)`` with the max ``m`` and the max entries
+    counted out of the sum (SciPy's form), so results near 0 keep their relative precision:
+    ``logsumexp([0.0, -40.0])`` is ``4.248354255291589e-18``, as ``np.logaddexp(0, -40)``.
 
     Parameters
     ----------
     x : array_like
-        Input; dtypes as in `softmax`.
+        Input; dtypes as in `softmax` (real only).
     axis : int, tuple of ints or None, optional
-        Axis or axes to reduce (default: the last).
+        Axis or axes to reduce (default: the last; SciPy's default is None, all axes).
     keepdims : bool, optional
         Keep the reduced axes with length 1.
+    b : array_like, optional
+        Weights of ``exp(x)``, broadcastable against ``x`` (the reduction runs over the
+        broadcast shape; the result dtype is the common float dtype of ``x`` and ``b``).
+        Negative weights subtract; an entry whose weight is 0 is left out, even when it is
+        NaN or infinite. Complex weights raise TypeError.
+    return_sign : bool, optional
+        Also return the sign of the sum: ``(log|sum|, sign)`` with sign +1, -1, 0 (a sum of
+        exactly 0, an empty or all ``-inf`` slice: the log is then -inf) or NaN. Without it
+        a negative sum gives NaN.
     where : array_like of bool, optional
-        Mask broadcastable to ``x``: the sum runs over the entries where it is True; a
-        fully masked slice gives -inf.
+        Mask broadcastable to ``x`` (to the broadcast shape with ``b``): the sum runs over
+        the entries where it is True; a fully masked slice gives -inf.
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -327,21 +344,105 @@ def logsumexp(x, axis=-1, *, keepdims=False, where=None, device=None, stream=Non
 
     Returns
     -------
-    numpy.ndarray
-        The reduced array (0-d for a full reduction). An empty slice or one made only of
-        -inf gives -inf; +inf without NaN gives +inf; NaN gives NaN.
+    numpy.ndarray or numpy scalar
+        The reduced array; a NumPy scalar (``np.float64`` etc.) for a full reduction or a
+        0-d input, as SciPy. An empty slice or one made only of -inf gives -inf; +inf
+        without NaN gives +inf (with ``b``: NaN when the weights of the +inf entries sum to
+        0); NaN gives NaN. With ``return_sign``, the tuple ``(result, sign)``; an empty
+        slice has sign 0 (SciPy gives -1 there, JAX 0).
+
+    Raises
+    ------
+    TypeError
+        Complex or other unsupported dtypes of ``x`` or ``b``; a non-bool ``where``.
+    ValueError
+        ``b`` or ``where`` that does not broadcast; bad ``axis``.
 
     Examples
     --------
     >>> import nbsoftmax
-    >>> float(nbsoftmax.logsumexp([1000.0, 1000.0]))
-    1000.6931471805599
-    >>> float(nbsoftmax.logsumexp([0.0, 1e300, 0.0], where=[True, False, True]).round(4))
-    0.6931
+    >>> nbsoftmax.logsumexp([1000.0, 1000.0])
+    np.float64(1000.6931471805599)
+    >>> nbsoftmax.logsumexp([0.0, -40.0])
+    np.float64(4.248354255291589e-18)
+    >>> nbsoftmax.logsumexp([0.0, 1e300, 0.0], where=[True, False, True]).round(4)
+    np.float64(0.6931)
+    >>> nbsoftmax.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    (np.float64(1.5413248546129181), np.float64(-1.0))
+    >>> nbsoftmax.logsumexp([1.0, 1.0], b=[1.0, -1.0], return_sign=True)
+    (np.float64(-inf), np.float64(0.0))
     """
     if unexpected:
         raise _args.unexpected_keywords("logsumexp", unexpected)
-    return _dispatch.logsumexp(x, axis, keepdims, device, stream, where=where)
+    return _scalars.scalar_if_0d(_dispatch.logsumexp(x, axis, keepdims, device, stream,
+                                                     where=where, b=b,
+                                                     return_sign=return_sign))
+
+
+@_args.hide_catch_all
+def logsumexp_backward(grad_output, x, axis=-1, *, keepdims=False, out=None, where=None,
+                       device=None, stream=None, **unexpected):
+    """Gradient of a loss with respect to logsumexp's input ``x``.
+
+    Computes ``g * exp(x - logsumexp(x, axis, keepdims=True))`` with ``g = grad_output``
+    broadcast over the reduced axes, i.e. ``g * softmax(x, axis)`` (computed so, with
+    softmax's accuracy and shift invariance). Slices whose max is not finite give torch
+    autograd's values: a slice with ``+inf`` entries gives NaN at them and ``0 * g``
+    elsewhere; an all ``-inf`` slice or one with a NaN gives NaN throughout.
+
+    Parameters
+    ----------
+    grad_output : array_like
+        Gradient of the loss with respect to logsumexp's result: that result's shape
+        (with the reduced axes kept as length 1 when ``keepdims`` is True).
+    x : array_like
+        The input of the forward logsumexp.
+    axis : int, tuple of ints or None, optional
+        The axis or axes the forward logsumexp reduced (default: the last).
+    keepdims : bool, optional
+        Whether the forward call kept the reduced axes (the shape of ``grad_output``).
+    out : numpy.ndarray, optional
+        Writable array of ``x``'s shape and the result dtype; may be ``x`` itself.
+    where : array_like of bool, optional
+        The mask the forward call used: the gradient is exactly 0 at masked entries.
+
+    device : {None, "cpu", "cuda"}, optional
+        Where to compute. None: on the GPU for CUDA device arrays (objects exposing
+        ``__cuda_array_interface__``: numba, CuPy, torch CUDA), on the CPU for host arrays.
+        "cuda" with host input copies it to the GPU and the result back.
+    stream : optional
+        CUDA stream to enqueue GPU work on (numba stream or a raw handle); by default the
+        stream the input array exports, else the default stream. Ignored on the CPU.
+
+    Returns
+    -------
+    numpy.ndarray or numpy scalar
+        The gradient, of ``x``'s shape, in the common float dtype of both inputs (a NumPy
+        scalar for a 0-d ``x`` without ``out``).
+
+    Raises
+    ------
+    ValueError
+        ``grad_output`` not of logsumexp's result shape; bad ``out``, ``axis`` or ``where``.
+    TypeError
+        Unsupported dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import nbsoftmax
+    >>> x = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, -np.inf]])
+    >>> nbsoftmax.logsumexp_backward([1.0, 2.0], x).round(4)
+    array([[0.09  , 0.2447, 0.6652],
+           [1.    , 1.    , 0.    ]])
+    >>> nbsoftmax.logsumexp_backward(1.0, [0.0, np.inf])
+    array([ 0., nan])
+    """
+    if unexpected:
+        raise _args.unexpected_keywords("logsumexp_backward", unexpected,
+                                        leading="grad_output, x, ")
+    return _scalars.scalar_if_0d(_logsumexp.logsumexp_backward(
+        grad_output, x, axis, keepdims, out, where, device, stream), out)
 
 
 @_args.hide_catch_all
@@ -380,8 +481,9 @@ def softmin(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     """
     if unexpected:
         raise _args.unexpected_keywords("softmin", unexpected)
-    return _dispatch.scaled("softmax", x, axis, dtype, out, device, stream, where=where,
-                            temperature=temperature, sign=-1.0)
+    return _scalars.scalar_if_0d(_dispatch.scaled(
+        "softmax", x, axis, dtype, out, device, stream, where=where, temperature=temperature,
+        sign=-1.0), out)
 
 
 @_args.hide_catch_all
@@ -461,8 +563,9 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     """
     if unexpected:
         raise _args.unexpected_keywords("cross_entropy", unexpected, leading="logits, target, ")
-    return _dispatch.cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index,
-                                   weight, temperature, return_grad, device, stream)
+    return _scalars.scalar_if_0d(_dispatch.cross_entropy(
+        logits, target, axis, reduction, label_smoothing, ignore_index, weight, temperature,
+        return_grad, device, stream))
 
 
 @_args.hide_catch_all

@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from . import _args, _dtypes, _temperature, _torch_cpu, _xent_args
+from . import _args, _dtypes, _logsumexp, _temperature, _torch_cpu, _xent_args
 from ._layout import Layout
 
 try:  # NumPy >= 2.0
@@ -252,7 +252,10 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None, *, where=None
     return result
 
 
-def logsumexp(x, axis, keepdims, device=None, stream=None, *, where=None):
+def logsumexp(x, axis, keepdims, device=None, stream=None, *, where=None, b=None,
+              return_sign=False):
+    if b is not None or return_sign is not False:  # the general kernels: nbsoftmax._logsumexp
+        return _logsumexp.logsumexp(x, axis, keepdims, b, return_sign, where, device, stream)
     keepdims = _args.check_bool(keepdims, "keepdims")
     if _torch_cpu.involved(x, where):
         return _torch_cpu.call(lambda x, where: logsumexp(x, axis, keepdims, device, stream,

@@ -76,6 +76,8 @@ def assert_within(got, want, allowed, what="result"):
 
 
 def _check_result(got, shape, dtype):
+    if tuple(shape) == () and isinstance(got, np.generic):
+        got = np.asarray(got)  # 0-d results come as NumPy scalars, as NumPy's and SciPy's
     assert isinstance(got, np.ndarray), f"expected a numpy.ndarray, got {type(got).__name__}"
     assert got.shape == tuple(shape), f"shape {got.shape}, expected {tuple(shape)}"
     assert got.dtype == dtype, f"dtype {got.dtype}, expected {dtype}"

@@ -21,16 +21,18 @@ from numba import njit
 from ._math import (
     compute_empty,
     compute_neg_inf,
+    compute_zero,
     computes_in_float64,
     exp_,
     fmaximum,
     keeps_exact_exp,
     load3,
+    select,
     store2,
     store3,
     to_compute,
 )
-from ._slices import REDUCE
+from ._slices import REDUCE, lse_value
 
 
 @njit(error_model="numpy")
@@ -130,16 +132,22 @@ def logsumexp_columns(x, out, o, c0, c1):
     c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation
     m = compute_empty(x, w)
     _columns_max(x, o, c0, m)
-    s = np.zeros(w, np.float64)
+    # The log1p form of _slices.lse_stats: r sums exp(x - m) below the column max, c counts
+    # the entries at it (a select each: the loop still vectorises).
+    r = np.zeros(w, np.float64)
     comp = np.zeros(w, np.float64)
+    c = np.zeros(w, np.float64)
+    zero = compute_zero(x)
+    one = to_compute(x, 1.0)
     for k in range(x.shape[1]):
         for j in range(w):
-            _accumulate(s, comp, j, np.float64(exp_(load3(x, o, k, c0 + j) - m[j])), x)
-    _finish(s, comp)
+            v = load3(x, o, k, c0 + j)
+            below = v < m[j]
+            _accumulate(r, comp, j, np.float64(select(below, exp_(v - m[j]), zero)), x)
+            c[j] += np.float64(select(below, zero, one))
+    _finish(r, comp)
     for j in range(w):
-        mj = np.float64(m[j])
-        value = mj + math.log(s[j]) if math.isfinite(mj) else mj
-        store2(out, o, c0 + j, to_compute(out, value))
+        store2(out, o, c0 + j, to_compute(out, lse_value(np.float64(m[j]), c[j], r[j])))
 
 
 @njit(error_model="numpy")

@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _columns as C
+from . import _lse as L
 from . import _scaled as Sc
 from . import _topk as T
 from . import _xent as X
@@ -293,12 +294,32 @@ def log_softmax_split_parallel(x, out, chunk):
             S.write_log_softmax(x, out, i, to_compute(x, m), to_compute(out, math.log(s)), b0, b1)
 
 
-@njit(error_model="numpy")  # parallel inside _online_stats_pieces; nothing left to parallelise here
+@njit(parallel=True, error_model="numpy")
+def _lse_stats_pieces(x, chunk):
+    """Per-row (m, c, r) of _slices.lse_stats, gathered by pieces in parallel and merged."""
+    rows, n = x.shape
+    pieces = (n + chunk - 1) // chunk
+    stats = np.empty((rows * pieces, 3))
+    for t in prange(rows * pieces):
+        i, b0, b1 = _piece(t, pieces, chunk, n)
+        m, c, r = S.lse_stats(x, i, b0, b1)
+        stats[t, 0] = m
+        stats[t, 1] = c
+        stats[t, 2] = r
+    return stats
+
+
+@njit(error_model="numpy")  # parallel inside _lse_stats_pieces; nothing left to parallelise here
 def logsumexp_split_parallel(x, out, chunk):
-    merged = _online_stats_pieces(x, chunk)
-    for i in range(x.shape[0]):
-        m = merged[i, 0]
-        store(out, i, to_compute(out, m + math.log(merged[i, 1]) if math.isfinite(m) else m))
+    rows, n = x.shape
+    pieces = (n + chunk - 1) // chunk
+    stats = _lse_stats_pieces(x, chunk)
+    for i in range(rows):
+        t = i * pieces
+        m, c, r = stats[t, 0], stats[t, 1], stats[t, 2]
+        for p in range(1, pieces):
+            m, c, r = S.combine_lse(m, c, r, stats[t + p, 0], stats[t + p, 1], stats[t + p, 2])
+        store(out, i, to_compute(out, S.lse_value(m, c, r)))
 
 
 @njit(parallel=True, error_model="numpy")
@@ -440,18 +461,48 @@ def log_softmax_scaled_parallel(x, mask, scale, out):
         Sc.log_softmax_row(x, mask, out, i, sc)
 
 
+# logsumexp takes no temperature: its where= drivers run _lse's masked row (the log1p form)
+# and ignore scale, which the dispatcher passes as 1.
+
+
 @njit(error_model="numpy")
 def logsumexp_scaled_serial(x, mask, scale, out):
-    sc = Sc.compute_scaling(x, scale)
     for i in range(x.shape[0]):
-        store(out, i, to_compute(out, Sc.logsumexp_row(x, mask, i, sc)))
+        L.store_lse(x, None, mask, i, out, None)
 
 
 @njit(parallel=True, error_model="numpy")
 def logsumexp_scaled_parallel(x, mask, scale, out):
-    sc = Sc.compute_scaling(x, scale)
     for i in prange(x.shape[0]):
-        store(out, i, to_compute(out, Sc.logsumexp_row(x, mask, i, sc)))
+        L.store_lse(x, None, mask, i, out, None)
+
+
+# ------------------------------------------- logsumexp with b= / return_sign=, its gradient
+# (x, b or None, mask or None, out, sign or None) and (g, x, mask or None, out): see _lse.
+
+
+@njit(error_model="numpy")
+def lse_rows_serial(x, b, mask, out, sign):
+    for i in range(x.shape[0]):
+        L.store_lse(x, b, mask, i, out, sign)
+
+
+@njit(parallel=True, error_model="numpy")
+def lse_rows_parallel(x, b, mask, out, sign):
+    for i in prange(x.shape[0]):
+        L.store_lse(x, b, mask, i, out, sign)
+
+
+@njit(error_model="numpy")
+def lse_backward_rows_serial(g, x, mask, out):
+    for i in range(x.shape[0]):
+        L.lse_backward_row(g, x, mask, out, i)
+
+
+@njit(parallel=True, error_model="numpy")
+def lse_backward_rows_parallel(g, x, mask, out):
+    for i in prange(x.shape[0]):
+        L.lse_backward_row(g, x, mask, out, i)
 
 
 @njit(error_model="numpy")
