@@ -1,18 +1,21 @@
 """Every public CPU function called with every option, on shapes that reach every kernel.
 
-Used by tests/test_warmup.py in a fresh process after ``nbsoftmax warmup``: nothing here
-may compile. The shapes pick the kernel variants of ``nbsoftmax.cpu.run`` (float32, two
-threads): short rows (10 columns), one-block rows (300), long rows (1000), in place (the
-general-row kernels), one row of 1.2 MB (split among threads), a non-last axis (columns);
-each small (serial) and large enough for the parallel kernels (>= cpu.PARALLEL_MIN_ELEMENTS).
+Used by tests/test_warmup.py: in a fresh process after ``nbsoftmax warmup`` nothing here may
+compile, and against stand-in kernels it must ask for exactly the variants warmup compiles.
+The shapes pick every kernel of ``nbsoftmax.cpu.run`` (two threads): short rows (10
+columns), one-block rows (100 in float64, 300 in float32), long rows (1000), in place (the
+general-row kernels), one row of 1.2 MB in float16 (split among threads), a non-last axis
+(columns); each small (serial) and large enough for the parallel kernels.
 """
 
 import numpy as np
 
 import nbsoftmax
 
-# (rows, columns): serial then parallel for short, one-block and long rows; one split row.
-ROW_SHAPES = ((4, 10), (4096, 10), (4, 300), (200, 300), (4, 1000), (64, 1000), (1, 300_000))
+# (rows, columns): serial then parallel for short, one-block (float64, float32) and long rows;
+# one split row.
+ROW_SHAPES = ((4, 10), (4096, 10), (4, 100), (400, 100), (4, 300), (200, 300), (4, 1000),
+              (64, 1000), (1, 600_000))
 # (shape, axis) for the column kernels: serial and parallel.
 COLUMN_CASES = (((100, 50), 0), ((1000, 100), 0), ((8, 100, 50), 1))
 
@@ -79,6 +82,7 @@ def _cross_entropy(dtype):
                     nbsoftmax.cross_entropy(x, target, weight=w, reduction=reduction)
                     nbsoftmax.cross_entropy(x, target, weight=w, reduction=reduction,
                                             return_grad=True)
+                nbsoftmax.cross_entropy(x, target, weight=w, temperature=2.0)
                 nbsoftmax.cross_entropy(x, target, weight=w, label_smoothing=0.1,
                                         temperature=2.0, return_grad=True)
         nbsoftmax.cross_entropy(x.T, index, axis=0, return_grad=True)

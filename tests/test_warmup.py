@@ -103,6 +103,48 @@ def test_warmup_of_every_dtype_then_every_call_compiles_nothing(tmp_path):
 # ------------------------------------------------------------------ the list of variants
 
 
+class _Stand_in:
+    """Stands for a compiled kernel in the dispatch's table: compiles and computes nothing."""
+
+    def __init__(self, dispatcher):
+        self.py_func = dispatcher.py_func
+
+    def compile(self, sig):
+        pass
+
+    def disable_compile(self):
+        pass
+
+    def __call__(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_the_variants_are_what_the_calls_run(dtype, monkeypatch):
+    """Every public call with every option (tests/_every_call.py) against stand-in kernels:
+    the kernels the dispatch asks for are exactly the variants warmup compiles (none
+    missing, none that no call runs). Fast: nothing is compiled; the end-to-end test
+    checks the real kernels for float32."""
+    from nbsoftmax.cpu import _cache
+    from tests._every_call import call_everything
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("one thread never reaches the parallel kernels; run with 2 or more")
+    monkeypatch.setattr(_cache, "attach", _Stand_in)
+    saved = dict(cpu._compiled)
+    cpu._compiled.clear()
+    try:
+        with np.errstate(all="ignore"):
+            call_everything(dtype)
+        reached = set(cpu._compiled)
+    finally:
+        cpu._compiled.clear()
+        cpu._compiled.update(saved)
+    expected = {_variants.key(v) for v in _variants.variants(_variants.public_ops(), [dtype])}
+    assert not reached - expected, ("calls run kernels warmup misses", reached - expected)
+    assert not expected - reached, ("warmup compiles kernels no call runs", expected - reached)
+
+
 def test_every_driver_is_a_variant():
     """A driver that no variant names would compile on its first call after a warmup."""
     drivers = {name for name, obj in vars(_drivers).items()

@@ -38,11 +38,16 @@ def _storage(dtype):
 
 def _reachable(op, layout, storage):
     """False for the drivers that exist but that no call reaches: float16 softmax rows always
-    take the general-row kernels (cpu._row_layout), and logsumexp has no temperature, so its
-    scaled driver runs with a mask only."""
+    take the general-row kernels (cpu._row_layout); logsumexp has no temperature, so its
+    scaled driver runs with a mask only; a temperature takes the "tempered" signatures, so
+    the sign alone ("scaled") is softmin's, a softmax."""
     if op == "softmax" and storage == "uint16" and layout in ("rows", "block"):
         return False
-    return not (op == "logsumexp" and layout in _scaled_layouts() and layout != "masked")
+    if op == "logsumexp" and layout in _scaled_layouts():
+        return layout == "masked"
+    if layout == "scaled" and "tempered" in _scaled_layouts():
+        return op == "softmax"  # the sign alone: softmin without a temperature
+    return True
 
 
 def _scaled_layouts():
