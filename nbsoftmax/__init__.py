@@ -62,7 +62,9 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
         ``jax.nn.softmax(where=)``.
     temperature : float, optional
         Positive temperature ``T``: computes ``softmax(x / T)`` without a scaled copy of
-        ``x`` (the kernels scale while reading).
+        ``x`` (the kernels scale while reading), within the plain accuracy bounds for any
+        ``T > 0`` and at any offset of ``x``: ``(x - max) / T`` is rounded once. Tiny ``T``
+        gives one-hot rows (ties shared), huge ``T`` uniform ones.
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -139,7 +141,8 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=Non
         ``jax.nn.log_softmax(where=)``.
     temperature : float, optional
         Positive temperature ``T``: computes ``log_softmax(x / T)`` without a scaled copy of
-        ``x`` (the kernels scale while reading).
+        ``x`` (the kernels scale while reading), for any ``T > 0`` as in `softmax` (values
+        beyond the dtype's range are -inf).
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -197,7 +200,8 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temp
         The mask the forward pass used: the gradient is exactly 0 at masked entries and
         the sums run over the unmasked ones only.
     temperature : float, optional
-        The forward pass's temperature ``T``: the gradient is ``1 / T`` times the one above.
+        The forward pass's temperature ``T``: the gradient is ``1 / T`` times the one above
+        (divided without overflowing ``1 / T`` itself, for any ``T > 0``).
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -263,7 +267,8 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, 
         The mask the forward pass used: the gradient is exactly 0 at masked entries and
         the sums run over the unmasked ones only.
     temperature : float, optional
-        The forward pass's temperature ``T``: the gradient is ``1 / T`` times the one above.
+        The forward pass's temperature ``T``: the gradient is ``1 / T`` times the one above
+        (divided without overflowing ``1 / T`` itself, for any ``T > 0``).
 
     device : {None, "cpu", "cuda"}, optional
         Where to compute. None: on the GPU for CUDA device arrays (objects exposing
@@ -512,7 +517,9 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     label_smoothing : float, optional
         In [0, 1]: the target becomes ``(1 - label_smoothing) * target + label_smoothing / C``.
     ignore_index : int, optional
-        Samples with this class index count neither in the loss nor in the mean.
+        Samples with this class index count neither in the loss nor in the mean. Must be an
+        int (as in torch; a float or bool raises TypeError). With class probabilities only a
+        negative one is accepted (torch raises for ``ignore_index >= 0`` there too).
     weight : array_like, optional
         One weight per class.
     temperature : float, optional
@@ -537,12 +544,22 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     Raises
     ------
     ValueError
-        Bad ``reduction``, ``label_smoothing``, ``axis`` or shapes; class indices out of range.
+        Bad ``reduction``, ``label_smoothing``, ``axis`` or shapes; class indices out of range
+        (checked in the target's own dtype: a uint64 ``2**64 - 100`` is out of range, never
+        the ignored -100); ``ignore_index >= 0`` with class probabilities.
     TypeError
-        Unsupported dtypes of ``logits``, ``target`` or ``weight``.
+        Unsupported dtypes of ``logits``, ``target`` or ``weight``; ``ignore_index`` not an int.
 
     Notes
     -----
+    The loss and gradient are computed from ``(x - max) / T`` and the log of the row's sum,
+    so they hold log_softmax's accuracy at any offset of the logits and for any ``T > 0``.
+    A row with a NaN or +inf logit, or only -inf (log_softmax's NaN rows), has a NaN loss
+    and an all-NaN gradient row, as in torch. With no classes, the "mean" of probability
+    targets is NaN (torch's too). On the GPU a class index out of range cannot raise from
+    device arrays: its row's loss and gradient are NaN (host arrays with ``device="cuda"``
+    are checked first and raise as on the CPU).
+
     Nothing of the logits' size is allocated for the loss alone when the class axis is the
     last one in memory (else the logits are staged once); with ``return_grad`` the gradient
     is the only full-size allocation.
