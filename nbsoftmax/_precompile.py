@@ -165,8 +165,14 @@ def _run_workers(groups, workers, total, progress):
     try:
         for _ in range(workers):
             log = tempfile.TemporaryFile()
-            proc = subprocess.Popen([sys.executable, "-c", _WORKER], env=env, text=True,
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+            try:
+                proc = subprocess.Popen([sys.executable, "-c", _WORKER], env=env, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=log)
+            except OSError as exc:  # no interpreter to start (embedded Python, ...)
+                log.close()
+                errors.append(f"no worker process could start: {exc}")
+                break
             procs.append((proc, log))
             thread = threading.Thread(target=drive, args=(proc, log), daemon=True)
             thread.start()

@@ -285,3 +285,19 @@ def test_progress_is_a_line_per_kernel_in_logs_and_a_bar_on_a_terminal():
     progress("load", 3, 3, "softmax_topk float32 serial: loaded in 0.01 s")
     assert terminal.text.startswith("\rwarmup load    [########################] 3/3 kernels")
     assert terminal.text.endswith("softmax_topk float32 serial\n")
+
+
+def test_precompile_without_workers_compiles_here(monkeypatch):
+    """No interpreter to start workers with: everything is built in this process."""
+    import subprocess
+
+    def no_interpreter(*args, **kwargs):
+        raise FileNotFoundError("no such interpreter")
+
+    built = []
+    monkeypatch.setattr(subprocess, "Popen", no_interpreter)
+    monkeypatch.setattr(_variants, "build", lambda v: built.append(v) or "loaded")
+    monkeypatch.setattr(_precompile, "_writable", lambda path: True)
+    summary = nbsoftmax.precompile(dtypes="float32", ops="softmax_topk", processes=2)
+    assert len(built) == 2 and summary["loaded"] == 2
+    assert summary["worker_errors"] == ["no worker process could start: no such interpreter"]
