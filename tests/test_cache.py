@@ -6,14 +6,18 @@ corrupt. Each process computes one float32 softmax (one serial kernel: about a s
 compile) and reports the kernel cache's hits and misses.
 """
 
+import errno
 import json
 import os
+import pickle
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
+from numba.core import config as numba_config
 
 from nbsoftmax import cpu
 from nbsoftmax.cpu import _cache, _columns, _drivers, _math, _slices
@@ -35,6 +39,7 @@ print(json.dumps({
     "hits": sum(sum(s.cache_hits.values()) for s in stats),
     "misses": sum(sum(s.cache_misses.values()) for s in stats),
     "cache_path": stats[0].cache_path,
+    "kind": cpu._cache.describe()["cache_kind"],
 }))
 """
 
@@ -143,6 +148,9 @@ def _corrupt(directory, kind):
         first, second = data[0].read_bytes(), data[1].read_bytes()
         data[0].write_bytes(second)
         data[1].write_bytes(first)
+    elif kind == "fifo index":  # open() of a FIFO blocks until a writer comes: never
+        index.unlink()
+        os.mkfifo(index)
     elif kind == "data removed":
         for path in data:
             path.unlink()
@@ -151,7 +159,8 @@ def _corrupt(directory, kind):
 
 
 # (each costs a process and two compilations: the kinds that reach different code paths)
-CORRUPTIONS = ["truncated index", "garbage index", "flipped byte in data", "data files swapped"]
+CORRUPTIONS = ["truncated index", "garbage index", "flipped byte in data", "data files swapped",
+               "fifo index"]
 
 
 def test_corrupt_cache_recompiles_and_repairs(site):
@@ -215,3 +224,168 @@ def test_precompile_rejects_unknown_names():
         nbsoftmax.precompile(dtypes=("int32",))
     with pytest.raises(ValueError, match="softmaxx"):
         nbsoftmax.precompile(ops=("softmaxx",))
+
+
+# ------------------------------------------------------------------ where, when the first choice fails
+
+
+def _unusable(kind, tmp_path, monkeypatch):
+    """A NUMBA_CACHE_DIR that cannot be used, and the reason `describe` must give."""
+    if kind == "regular file":
+        (tmp_path / "file").write_text("x")
+        return tmp_path / "file", "is not a directory"
+    if kind == "/dev/null":
+        return Path("/dev/null"), "/dev/null is not a directory"
+    if kind == "under a file":
+        (tmp_path / "file").write_text("x")
+        return tmp_path / "file" / "cache", "is not a directory"
+    target = tmp_path / "cache"
+    target.mkdir()
+    if kind == "read-only":  # as a read-only mount refuses it (root ignores chmod)
+        real = _cache.tempfile.TemporaryFile
+
+        def refuse(*args, dir=None, **kwargs):
+            if dir is not None and str(dir).startswith(str(target)):
+                raise OSError(errno.EROFS, "Read-only file system", dir)
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(_cache.tempfile, "TemporaryFile", refuse)
+        return target, "Read-only file system"
+    if kind == "group-writable":
+        target.chmod(0o775)
+        return target, "writable by other users (mode drwxrwxr-x)"
+    if kind == "another user's":
+        _make_foreign(target, monkeypatch)
+        return target, "owned by another user"
+    raise ValueError(kind)  # pragma: no cover
+
+
+def _make_foreign(path, monkeypatch):
+    """Make path belong to another user as far as this process can tell."""
+    if os.getuid() == 0:
+        os.chown(path, 4242, -1)
+    else:  # files of our own uid now look foreign (and none is root's)
+        uid = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: uid + 1)
+
+
+UNUSABLE = ["regular file", "/dev/null", "under a file", "read-only", "group-writable",
+            "another user's"]
+
+
+@pytest.mark.parametrize("kind", UNUSABLE)
+def test_unusable_numba_cache_dir_falls_back_to_the_user_cache(tmp_path, monkeypatch, kind):
+    target, reason = _unusable(kind, tmp_path, monkeypatch)
+    monkeypatch.setattr(numba_config, "CACHE_DIR", str(target))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    info = _cache.describe()
+    assert info["cache_kind"] == "the user-wide cache"
+    assert info["cache_dir"].startswith(str(tmp_path / "xdg" / "numba")), info
+    (note,) = info["cache_skipped"]
+    assert note.startswith(f"NUMBA_CACHE_DIR={target}: ") and reason in note, note
+    assert oct(Path(info["cache_dir"]).stat().st_mode & 0o777) == oct(0o755)  # any umask
+
+
+def test_nothing_usable_means_memory_only(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(numba_config, "CACHE_DIR", str(tmp_path / "file"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    info = _cache.describe()
+    assert info["cache_dir"] is None and info["cache_kind"] is None
+    assert len(info["cache_skipped"]) == 2
+
+
+def test_sticky_shared_folder_is_accepted(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp: others may add files, not replace ours
+    assert _cache.folder_problem(shared) is None
+    shared.chmod(0o777)
+    assert "writable by other users" in _cache.folder_problem(shared)
+
+
+def test_unusable_numba_cache_dir_never_writes_into_the_package(site):
+    """Numba's own order falls back to the package's __pycache__; ours never does."""
+    result = probe(site, {"NUMBA_CACHE_DIR": "/dev/null"})
+    xdg = site.parent / "xdg" / "numba"
+    assert result["kind"] == "the user-wide cache"
+    assert result["cache_path"].startswith(str(xdg))
+    assert cache_files(xdg) and not cache_files(site)
+
+
+# ------------------------------------------------------------------ what is read, and when
+
+
+def _cache_file(tmp_path):
+    return _cache._CheckedCacheFile(str(tmp_path), "kernel-1.py311.nbsoftmax", "stamp")
+
+
+class _RunsCode:
+    """Unpickling this creates a file: the proof that a pickle ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_checksum_is_verified_before_anything_is_unpickled(tmp_path):
+    marker = tmp_path / "code-ran"
+    evil = pickle.dumps(_RunsCode(marker))
+    store = _cache_file(tmp_path)
+    store.save(("sig", 1), {"machine code": b"..."})
+    assert store.load(("sig", 1)) == {"machine code": b"..."}
+    index = Path(store._index_path)
+    (data,) = tmp_path.glob("*.nbc")
+    header = _cache._INDEX_MAGIC + numba.__version__.encode() + b"\n"
+    # Numba's index format, where the version pickle is loaded before any check
+    index.write_bytes(evil + pickle.dumps(("stamp", {})))
+    assert store._load_index() == {}
+    # our header, with a payload that does not match its checksum
+    index.write_bytes(header + b"\0" * 32 + evil)
+    with pytest.raises(_cache._Corrupt, match="checksum"):
+        store._load_index()
+    # a data file likewise, behind a good index
+    store.save(("sig", 1), {"machine code": b"..."})
+    data.write_bytes(b"\0" * 32 + evil)
+    with pytest.raises(_cache._Corrupt, match="checksum"):
+        store.load(("sig", 1))
+    assert not marker.exists()
+
+
+def _finishes(func, seconds=20):
+    """func() in a daemon thread; its result, or a failure when it blocks."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(value=_call(func)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{func} blocked"
+    if isinstance(result["value"], BaseException):
+        raise result["value"]
+    return result["value"]
+
+
+def _call(func):
+    try:
+        return func()
+    except BaseException as exc:  # handed to the test's thread
+        return exc
+
+
+def test_fifo_and_untrusted_files_are_misses_never_reads(tmp_path, monkeypatch):
+    store = _cache_file(tmp_path)
+    index = Path(store._index_path)
+    os.mkfifo(index)
+    with pytest.raises(_cache._Corrupt, match="not a regular file"):
+        _finishes(store._load_index)
+    _finishes(lambda: store.save(("sig", 1), "entry"))  # replaces the FIFO
+    assert index.is_file() and store.load(("sig", 1)) == "entry"
+    assert oct(index.stat().st_mode & 0o777) == oct(0o644)
+    index.chmod(0o666)  # others could have written it
+    with pytest.raises(_cache._Corrupt, match="another user"):
+        store.load(("sig", 1))
+    index.chmod(0o644)
+    _make_foreign(index, monkeypatch)
+    with pytest.raises(_cache._Corrupt, match="another user"):
+        store.load(("sig", 1))

@@ -9,13 +9,16 @@ subprocess, the only way to see a process's peak RSS.
 import errno
 import io
 import os
+import re
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from nbsoftmax.cli import arrayfile as _arrayfile, progress as _progress, score as _score
+from nbsoftmax.cli import arrayfile as _arrayfile, progress as _progress
+from nbsoftmax.cli import score_output as _output, score_plan as _plan
 from nbsoftmax.cli import main
 from tests import checks
 from tests.subproc import REPO
@@ -34,7 +37,7 @@ def fresh_process_memory(monkeypatch):
     """In-process calls see the memory of a freshly started `nbsoftmax score` (~200 MB), not
     that of a pytest process that has run the rest of the suite (over 1 GB by then, which made
     every default --memory-limit too small). The subprocess test measures the real thing."""
-    monkeypatch.setattr(_score, "_peak_rss", lambda: 200 * 2**20)
+    monkeypatch.setattr(_plan, "_peak_rss", lambda: 200 * 2**20)
 
 
 @pytest.fixture
@@ -46,9 +49,9 @@ def logits(rng):
 def tiny_blocks(monkeypatch):
     """Blocks of a few hundred bytes: every path cuts the input into many blocks, and slabs
     never fit, so the two-pass path runs. (The process's own memory is left out.)"""
-    monkeypatch.setattr(_score, "_peak_rss", lambda: 0)
-    monkeypatch.setattr(_score, "MARGIN_BYTES", 0)
-    monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 256)
+    monkeypatch.setattr(_plan, "_peak_rss", lambda: 0)
+    monkeypatch.setattr(_plan, "MARGIN_BYTES", 0)
+    monkeypatch.setattr(_plan, "TARGET_BLOCK_BYTES", 256)
     return "--memory-limit=2kB"
 
 
@@ -94,7 +97,7 @@ def test_values_match_the_reference(tmp_path, rng, kind, axis, log):
 def test_two_passes_when_slabs_do_not_fit(tmp_path, rng, tiny_blocks, kind, axis, log):
     x = _inputs(rng)[kind]
     np.save(tmp_path / "x.npy", x)
-    plan = _score.BlockPlan(x.shape, axis % 3, 16, 0)
+    plan = _plan.BlockPlan(x.shape, axis % 3, 16, 0)
     assert not plan.whole
     out = tmp_path / "y.npy"
     args = ["--axis", axis, tiny_blocks] + (["--log"] if log else [])
@@ -132,7 +135,7 @@ def test_compressed_member_is_streamed_not_loaded(tmp_path, logits, monkeypatch)
         return original(self, start, out)
 
     monkeypatch.setattr(_arrayfile.BlockReader, "read", counted)
-    monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 23 * 4 * 5)
+    monkeypatch.setattr(_plan, "TARGET_BLOCK_BYTES", 23 * 4 * 5)
     assert score(tmp_path / "x.npz", "-o", tmp_path / "y.npy") == 0
     assert max(reads) == 23 * 5 and sum(reads) == logits.size
     checks.assert_softmax(np.load(tmp_path / "y.npy"), logits)
@@ -151,34 +154,41 @@ def test_zero_d_and_empty_inputs(tmp_path):
 # ------------------------------------------------------------------ top-k
 
 
-def _top_k_reference(p, k, axis):
-    order = np.argsort(-p, axis=axis, kind="stable")  # ties: the lower index first
-    indices = np.take(order, np.arange(k), axis=axis)
-    return indices, np.take_along_axis(p, indices, axis=axis)
+def _top_k_reference(x, k, axis):
+    """Indices of the k largest logits along axis, ties to the lower index (a stable sort);
+    slices whose softmax is NaN (a NaN or +inf, or only -inf) give 0..k-1."""
+    x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
+    order = np.argsort(-x, axis=-1, kind="stable")[..., :k]
+    bad = np.isnan(x).any(-1) | np.isposinf(x).any(-1) | np.isneginf(x).all(-1)
+    order[bad] = np.arange(k)
+    return np.moveaxis(order, -1, axis)
+
+
+def _two_pass_blocks(monkeypatch, limit="8kB"):
+    monkeypatch.setattr(_plan, "_peak_rss", lambda: 0)
+    monkeypatch.setattr(_plan, "MARGIN_BYTES", 0)
+    monkeypatch.setattr(_plan, "TARGET_BLOCK_BYTES", 256)
+    return ["--memory-limit", limit]
 
 
 @pytest.mark.parametrize("axis", [-1, 0])
 @pytest.mark.parametrize("two_passes", [False, True])
 def test_top_k_sorted_with_ties_to_the_lower_index(tmp_path, rng, axis, two_passes, monkeypatch):
     x = rng.integers(0, 4, (40, 30)).astype(np.float32)  # many ties
-    x[3] = np.nan
+    x[3, 7] = np.nan
     x[5] = -np.inf
     x[:, 4] = -np.inf
+    x[8, 2] = np.inf
     np.save(tmp_path / "x.npy", x)
-    extra = []
-    if two_passes:
-        monkeypatch.setattr(_score, "_peak_rss", lambda: 0)
-        monkeypatch.setattr(_score, "MARGIN_BYTES", 0)
-        monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 256)
-        extra = ["--memory-limit", "8kB"]
+    extra = _two_pass_blocks(monkeypatch) if two_passes else []
+    import nbsoftmax
+
     for log in (False, True):
         out = tmp_path / f"top{log}.npz"
         args = ["--top-k", 5, "--axis", axis] + (["--log"] if log else []) + extra
         assert score(tmp_path / "x.npy", "-o", out, *args) == 0
-        import nbsoftmax
-
         p = (nbsoftmax.log_softmax if log else nbsoftmax.softmax)(x, axis)
-        want_i, want_p = _top_k_reference(np.nan_to_num(p, nan=0.0), 5, axis)
+        want_i = _top_k_reference(x, 5, axis)
         with np.load(out) as z:
             name = "log_probabilities" if log else "probabilities"
             assert sorted(z.files) == sorted(["indices", name])
@@ -186,6 +196,26 @@ def test_top_k_sorted_with_ties_to_the_lower_index(tmp_path, rng, axis, two_pass
             np.testing.assert_array_equal(z["indices"], want_i)
             np.testing.assert_allclose(z[name], np.take_along_axis(p, want_i, axis),
                                        rtol=4e-6, atol=2e-6)
+            if not log:  # as the library's own top-k
+                np.testing.assert_array_equal(z["indices"],
+                                              nbsoftmax.softmax_topk(x, 5, axis)[1])
+
+
+@pytest.mark.parametrize("two_passes", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_top_k_ranks_by_the_logits_not_the_rounded_probabilities(tmp_path, rng, monkeypatch,
+                                                                 two_passes, dtype):
+    """Issue 10 item 6: [[0, 250, 100, 90]], k=3 gave [1, 0, 2] (probabilities 0 tie)."""
+    x = (rng.standard_normal((200, 40)) * 60).astype(dtype)
+    x[0, :4] = [0, 250, 100, 90]
+    x[0, 4:] = -1000
+    np.save(tmp_path / "x.npy", x)
+    extra = _two_pass_blocks(monkeypatch, "40kB") if two_passes else []
+    assert score(tmp_path / "x.npy", "-o", tmp_path / "t.npz", "--top-k", 3, *extra) == 0
+    with np.load(tmp_path / "t.npz") as z:
+        assert z["indices"][0].tolist() == [1, 2, 3]
+        np.testing.assert_array_equal(z["indices"], _top_k_reference(x, 3, -1))
+        assert z["probabilities"].dtype == np.dtype(dtype)
 
 
 def test_top_k_whole_axis_and_errors(tmp_path, logits, capsys):
@@ -253,7 +283,7 @@ def test_unwritable_directory(tmp_path, logits, capsys, monkeypatch):
     def refuse(*args, **kwargs):  # what a read-only directory does (root would not see it)
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(_score.tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(_output, "_create_exclusive", refuse)
     assert score(tmp_path / "x.npy", "-o", tmp_path / "y.npy") == 1
     err = capsys.readouterr().err
     assert f"OUTPUT {tmp_path / 'y.npy'} cannot be written in {tmp_path}: Permission denied" in err
@@ -299,7 +329,7 @@ def test_failure_mid_write_leaves_output_untouched(tmp_path, logits, monkeypatch
         original(self, start, block)
 
     monkeypatch.setattr(_arrayfile.NpyWriter, "write", failing_write)
-    monkeypatch.setattr(_score, "TARGET_BLOCK_BYTES", 23 * 4 * 4)
+    monkeypatch.setattr(_plan, "TARGET_BLOCK_BYTES", 23 * 4 * 4)
     args = ["--overwrite"] + (["--top-k", top_k] if top_k else [])
     rc = score(tmp_path / "x.npy", "-o", out, *args)
     err = capsys.readouterr().err
@@ -310,6 +340,57 @@ def test_failure_mid_write_leaves_output_untouched(tmp_path, logits, monkeypatch
         assert rc == 1 and "No space left" in err and err.count("\n") == 1
     assert out.read_bytes() == b"previous result"
     assert files_in(tmp_path) == ["x.npy", out.name]  # no temporary file left
+
+
+@pytest.mark.parametrize("top_k", [None, 3])
+def test_interrupt_after_output_appears_says_it_is_complete(tmp_path, logits, monkeypatch,
+                                                            capsys, top_k):
+    """Ctrl-C right after the rename: the message must not say "not written", and no
+    temporary (the top-k parts) may be left."""
+    np.save(tmp_path / "x.npy", logits)
+    out = tmp_path / ("y.npz" if top_k else "y.npy")
+    publish = _output.PendingOutput._publish
+
+    def publish_then_interrupt(self, temp):
+        publish(self, temp)
+        os.kill(os.getpid(), signal.SIGINT)  # held back until the clean-up is done
+
+    monkeypatch.setattr(_output.PendingOutput, "_publish", publish_then_interrupt)
+    rc = score(tmp_path / "x.npy", "-o", out, *(["--top-k", top_k] if top_k else []))
+    err = capsys.readouterr().err
+    assert rc == 130 and err == f"nbsoftmax score: interrupted; OUTPUT {out} is complete\n"
+    assert files_in(tmp_path) == sorted(["x.npy", out.name])
+    if top_k is None:
+        checks.assert_softmax(np.load(out), logits)
+    else:
+        with np.load(out) as z:
+            np.testing.assert_array_equal(z["indices"], _top_k_reference(logits, 3, -1))
+
+
+_KILLED_MID_WRITE = """
+import os, signal, sys
+from nbsoftmax.cli import arrayfile, main
+
+def die(self, start, block):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+arrayfile.NpyWriter.write = die
+main(["score", *sys.argv[1:]])
+"""
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next(tmp_path, logits):
+    np.save(tmp_path / "x.npy", logits)
+    out = tmp_path / "y.npz"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_MID_WRITE, str(tmp_path / "x.npy"),
+                           "-o", str(out), "--top-k", "2"], cwd=REPO, timeout=240,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    left = [n for n in files_in(tmp_path) if n.endswith(".part")]
+    assert len(left) == 2 and all(n.startswith(".y.npz.nbsoftmax.") for n in left)
+    live = _output.PendingOutput(str(out), False).new_temp()  # this process's: alive
+    assert score(tmp_path / "x.npy", "-o", out, "--top-k", 2) == 0
+    assert files_in(tmp_path) == sorted(["x.npy", "y.npz", os.path.basename(live)])
 
 
 def test_sigterm_is_an_interrupt(tmp_path, logits, monkeypatch, capsys):
@@ -333,10 +414,14 @@ def test_quiet_off_a_terminal_with_a_summary_line(tmp_path, logits, capsys):
     assert score(tmp_path / "x.npy", "-o", tmp_path / "y.npy") == 0
     captured = capsys.readouterr()
     assert captured.out == ""
-    lines = captured.err.splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith("nbsoftmax score: 37 rows, ") and " rows/s, " in lines[0]
-    assert lines[0].rstrip().endswith(f"GB/s -> {tmp_path / 'y.npy'}")
+    (line,) = captured.err.splitlines()
+    # the work's own rate, then the whole time with start-up, apart
+    pattern = (r"nbsoftmax score: 37 rows, 3.4 kB in (\d+\.\d\d) s \([\d.,]+ (bytes|kB|MB|GB)/s, "
+               r"[\d,]+ rows/s\); (\d+\.\d\d) s in all with start-up -> (.*)$")
+    match = re.fullmatch(pattern, line)
+    assert match, line
+    assert float(match.group(3)) >= float(match.group(1))
+    assert match.group(4) == str(tmp_path / "y.npy")
 
 
 class _Terminal(io.StringIO):
@@ -344,16 +429,26 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_progress_on_a_terminal():
-    assert isinstance(_progress.progress(10, "MB", "score", stream=io.StringIO()),
-                      _progress._Silent)
+def test_progress_on_a_terminal_counts_bytes():
+    assert isinstance(_progress.progress(10, "score", stream=io.StringIO()), _progress._Silent)
     term = _Terminal()
-    bar = _progress.progress(10, "MB", "score", stream=term, use_tqdm=False)
+    bar = _progress.progress(10**7, "score", stream=term, use_tqdm=False)
     for _ in range(4):
-        bar.update(2.5)
+        bar.update(2_500_000)
     bar.close()
     text = term.getvalue()
-    assert "\rscore 100% 10/10 MB" in text and text.endswith("\n")
+    assert "\rscore 100% 10/10 MB  " in text and text.endswith(" MB/s\n")
+    assert not re.search(r"\d\.\d{4,}", text)  # no float counts as 117.43199999999999
+
+
+def test_progress_with_tqdm_counts_whole_bytes(tmp_path, logits, monkeypatch):
+    tqdm = pytest.importorskip("tqdm")
+    term = _Terminal()
+    bar = _progress.progress(1_234_567, "score", stream=term)
+    assert isinstance(bar, tqdm.tqdm) and bar.unit == "B" and bar.unit_scale
+    bar.update(1_234_567)
+    bar.close()
+    assert "1.23M/1.23M" in term.getvalue() and "B/s" in term.getvalue()
 
 
 # ------------------------------------------------------------------ memory

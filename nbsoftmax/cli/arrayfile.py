@@ -15,14 +15,24 @@ files is mapped into the process, whose resident memory stays the buffers (a map
 count every page it touched until unmapped).
 """
 
+import errno
 import os
+import stat
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
 _ZIP_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # the fixed 30 bytes of a zip local header
 _MAX_HEADER_SIZE = 1 << 20  # np.load's limit is 10,000; large shapes of many dims still fit
+MAX_DIMS = 64  # NumPy 2's NPY_MAXDIMS
+_MAX_BYTES = np.iinfo(np.intp).max
+# What a damaged deflate stream or archive raises while it is read.
+_STREAM_ERRORS = (zlib.error, zipfile.BadZipFile, EOFError, NotImplementedError)
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISDIR, "a directory"))
 
 
 class ArrayFileError(ValueError):
@@ -34,6 +44,26 @@ def _prod(values):
     for v in values:
         out *= int(v)
     return out
+
+
+def open_regular(path, what):
+    """A read-only descriptor of the regular file ``path``, or ArrayFileError.
+
+    Checked before anything is read, and opened with O_NONBLOCK so that a FIFO swapped in
+    meanwhile cannot block the open (``fstat`` then refuses it): a FIFO, ``/dev/zero`` or
+    ``/dev/urandom`` would otherwise block forever or be read without bound."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ArrayFileError(f"{what} does not exist") from None
+    except OSError as exc:
+        raise ArrayFileError(f"{what} cannot be read: {exc.strerror or exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise ArrayFileError(f"{what} is {kind}; expected a .npy or .npz file")
+    return fd
 
 
 def _read_npy_header(fp, what):
@@ -49,9 +79,34 @@ def _read_npy_header(fp, what):
                 fp, max_header_size=_MAX_HEADER_SIZE)
         else:
             raise ValueError(f"unsupported .npy format version {version}")
-    except (ValueError, EOFError, SyntaxError) as exc:
-        raise ArrayFileError(f"{what} is not a .npy array ({exc})") from None
+    except _STREAM_ERRORS as exc:
+        raise ArrayFileError(f"{what} is damaged ({type(exc).__name__}: {exc})") from None
+    except OSError:
+        raise
+    except Exception as exc:  # the header is untrusted text: any parse failure is "not .npy"
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ArrayFileError(f"{what} is not a .npy array ({detail})") from None
+    _check_shape(shape, dtype, what)
     return tuple(int(s) for s in shape), bool(fortran), dtype, fp.tell() - start
+
+
+def _check_shape(shape, dtype, what):
+    """Refuse at once what NumPy could not hold: negative or non-integer sizes, more than
+    MAX_DIMS dimensions, more bytes than an index can address (as NumPy counts them: the
+    product of the non-zero sizes, so (2**62, 0) float32 is too big)."""
+    if not isinstance(shape, tuple) or not all(isinstance(s, int) for s in shape):
+        raise ArrayFileError(f"{what} has shape {shape!r}; expected a tuple of integers")
+    if any(s < 0 for s in shape):
+        raise ArrayFileError(f"{what} has a negative size in its shape {shape}")
+    if len(shape) > MAX_DIMS:
+        raise ArrayFileError(f"{what} has {len(shape)} dimensions; NumPy allows at most "
+                             f"{MAX_DIMS}")
+    nbytes = dtype.itemsize
+    for s in shape:
+        nbytes *= s or 1
+        if nbytes > _MAX_BYTES:
+            raise ArrayFileError(f"{what} has shape {shape} of {dtype}: more than the "
+                                 f"{_MAX_BYTES:,} bytes an array can address")
 
 
 class ArrayFile:
@@ -86,32 +141,28 @@ class ArrayFile:
     @classmethod
     def open(cls, path, key=None):
         path = os.fspath(path)
-        if not os.path.exists(path):
-            raise ArrayFileError(f"INPUT {path} does not exist")
-        if os.path.isdir(path):
-            raise ArrayFileError(f"INPUT {path} is a directory; expected a .npy or .npz file")
-        try:
-            is_zip = zipfile.is_zipfile(path)
-        except OSError as exc:
-            raise ArrayFileError(f"INPUT {path} cannot be read: {exc.strerror or exc}") from None
-        if is_zip:
-            return cls._open_member(path, key)
-        if key is not None:
-            raise ArrayFileError(f"--key {key!r} applies to .npz input, but INPUT {path} is not "
-                                 "an .npz archive")
-        try:
-            with open(path, "rb") as fp:
+        with os.fdopen(open_regular(path, f"INPUT {path}"), "rb") as fp:
+            try:
+                is_zip = zipfile.is_zipfile(fp)
+                fp.seek(0)
+                if is_zip:
+                    return cls._open_member(path, key, fp)
+                if key is not None:
+                    raise ArrayFileError(f"--key {key!r} applies to .npz input, but INPUT "
+                                         f"{path} is not an .npz archive")
                 shape, fortran, dtype, header = _read_npy_header(fp, f"INPUT {path}")
-        except OSError as exc:
-            raise ArrayFileError(f"INPUT {path} cannot be read: {exc.strerror or exc}") from None
+                size = os.fstat(fp.fileno()).st_size
+            except OSError as exc:
+                raise ArrayFileError(f"INPUT {path} cannot be read: {exc.strerror or exc}"
+                                     ) from None
         array = cls(path, None, shape, fortran, dtype, header, f"INPUT {path}")
-        array._check_length(os.path.getsize(path) - header)
+        array._check_length(size - header)
         return array
 
     @classmethod
-    def _open_member(cls, path, key):
+    def _open_member(cls, path, key, fp):
         try:
-            with zipfile.ZipFile(path) as zf:
+            with zipfile.ZipFile(fp) as zf:
                 names = [n for n in zf.namelist() if n.endswith(".npy")]
                 keys = [n[:-4] for n in names]
                 if key is None:
@@ -132,15 +183,22 @@ class ArrayFile:
                     shape, fortran, dtype, header = _read_npy_header(stream, what)
                 offset = None
                 if info.compress_type == zipfile.ZIP_STORED:
-                    offset = _member_data_offset(path, info) + header
+                    offset = _member_data_offset(fp, info) + header
                 array = cls(path, key, shape, fortran, dtype, offset, what)
                 array._check_length(info.file_size - header)
                 array._member_header = header
                 return array
-        except (zipfile.BadZipFile, NotImplementedError, EOFError) as exc:
-            raise ArrayFileError(f"INPUT {path} is not a readable .npz archive ({exc})") from None
+        except ArrayFileError:
+            raise
         except OSError as exc:
+            if exc.errno == errno.EINVAL:  # a seek before the start: a damaged directory
+                raise ArrayFileError(f"INPUT {path} is not a readable .npz archive (an offset "
+                                     "in its directory points outside the file)") from None
             raise ArrayFileError(f"INPUT {path} cannot be read: {exc.strerror or exc}") from None
+        except Exception as exc:  # zipfile on a damaged archive: BadZipFile, zlib, struct...
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise ArrayFileError(f"INPUT {path} is not a readable .npz archive ({detail})"
+                                 ) from None
 
     def _check_length(self, available):
         if self.dtype.hasobject:
@@ -155,11 +213,10 @@ class ArrayFile:
         return BlockReader(self)
 
 
-def _member_data_offset(path, info):
-    """Offset in the archive of a stored member's first byte (after its local header)."""
-    with open(path, "rb") as fp:
-        fp.seek(info.header_offset)
-        fixed = fp.read(_ZIP_LOCAL_HEADER.size)
+def _member_data_offset(fp, info):
+    """Offset in the archive fp of a stored member's first byte (after its local header)."""
+    fp.seek(info.header_offset)
+    fixed = fp.read(_ZIP_LOCAL_HEADER.size)
     fields = _ZIP_LOCAL_HEADER.unpack(fixed)
     if fields[0] != b"PK\x03\x04":
         raise zipfile.BadZipFile(f"bad local header for {info.filename}")
@@ -174,16 +231,26 @@ class BlockReader:
         self.array = array
         self._fd = None
         self._zip = None
+        self._zip_file = None
         self._stream = None
         self._position = 0  # elements consumed from a stream
+        self._fd = open_regular(array.path, array.what)  # checked again: it may have changed
         if array.seekable:
-            self._fd = os.open(array.path, os.O_RDONLY)
             _advise(self._fd, 0, 0, "POSIX_FADV_SEQUENTIAL")  # a larger read-ahead window
         else:
-            self._zip = zipfile.ZipFile(array.path)
-            member = array.key if array.key.endswith(".npy") else array.key + ".npy"
-            self._stream = self._zip.open(member)
-            self._stream.read(array._member_header)
+            try:
+                self._zip_file = os.fdopen(os.dup(self._fd), "rb")
+                self._zip = zipfile.ZipFile(self._zip_file)
+                member = array.key if array.key.endswith(".npy") else array.key + ".npy"
+                self._stream = self._zip.open(member)
+                _read_stream(self._stream, memoryview(bytearray(array._member_header)),
+                             array.what)
+            except ArrayFileError:
+                self.close()
+                raise
+            except Exception as exc:
+                self.close()
+                raise ArrayFileError(f"{array.what} cannot be read ({exc})") from None
 
     def __enter__(self):
         return self
@@ -194,8 +261,13 @@ class BlockReader:
     def close(self):
         if self._stream is not None:
             self._stream.close()
-            self._zip.close()
-            self._stream = self._zip = None
+            self._stream = None
+        if self._zip is not None:
+            self._zip.close()  # (a ZipFile does not close the file it was given)
+            self._zip = None
+        if self._zip_file is not None:
+            self._zip_file.close()
+            self._zip_file = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -234,7 +306,10 @@ def _advise(fd, offset, length, advice):
 def _read_stream(stream, view, what):
     done = 0
     while done < len(view):
-        got = stream.readinto(view[done:])
+        try:
+            got = stream.readinto(view[done:])
+        except _STREAM_ERRORS as exc:  # a damaged deflate stream, a bad CRC at the end
+            raise ArrayFileError(f"{what} is damaged ({type(exc).__name__}: {exc})") from None
         if not got:
             raise ArrayFileError(f"{what} ended early")
         done += got

@@ -18,7 +18,7 @@ def collect():
 
     info = {"nbsoftmax": nbsoftmax.__version__, "numba": numba.__version__}
     info.update(_threading.describe())
-    info["cache_dir"] = _cache.cache_dir()
+    info.update(_cache.describe())
     return info
 
 
@@ -50,8 +50,10 @@ def format_text(info):
         f"threads         : {info['num_threads']} (NUMBA_NUM_THREADS={info['numba_num_threads']})",
         f"thread-safe     : {thread_safe}",
         f"fork-safe       : {fork_safe}",
-        f"kernel cache    : {info['cache_dir'] or 'none writable: kernels compile in memory'}",
+        "kernel cache    : " + (f"{info['cache_dir']} ({info['cache_kind']})" if info["cache_dir"]
+                                  else "none: kernels compile in memory in each process"),
     ]
+    lines += [f"  passed over   : {note}" for note in info["cache_skipped"]]
     return "\n".join(lines)
 
 

@@ -56,7 +56,9 @@ def main(argv=None):
     if func is None:  # no command: say what there is
         parser.print_help()
         return 0
-    return func(args)
+    from .failures import run_command
+
+    return run_command(args.command, func, args)
 
 
 if __name__ == "__main__":

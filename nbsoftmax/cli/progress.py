@@ -18,17 +18,17 @@ class _Silent:
 
 
 class _Line:
-    """The fallback bar: ``score  45% 1,234/2,742 MB  310 MB/s``."""
+    """The fallback bar: ``score  45% 1,234/2,742 MB  310 MB/s`` (counts are whole bytes)."""
 
     _INTERVAL = 0.2  # seconds between redraws
 
-    def __init__(self, total, unit, desc, stream):
-        self.total, self.unit, self.desc, self.stream = total, unit, desc, stream
+    def __init__(self, total, desc, stream):
+        self.total, self.desc, self.stream = int(total), desc, stream
         self.done = 0
         self.start = self._last = time.perf_counter()
 
-    def update(self, n):
-        self.done += n
+    def update(self, nbytes):
+        self.done += int(nbytes)
         now = time.perf_counter()
         if now - self._last >= self._INTERVAL or self.done >= self.total:
             self._last = now
@@ -36,9 +36,9 @@ class _Line:
 
     def _draw(self, now):
         rate = self.done / max(now - self.start, 1e-9)
-        pct = 100.0 * self.done / self.total if self.total else 100.0
-        self.stream.write(f"\r{self.desc} {pct:3.0f}% {self.done:,.0f}/{self.total:,.0f} "
-                          f"{self.unit}  {rate:,.0f} {self.unit}/s")
+        pct = 100 * self.done // self.total if self.total else 100
+        self.stream.write(f"\r{self.desc} {pct:3d}% {self.done / 1e6:,.0f}/{self.total / 1e6:,.0f} "
+                          f"MB  {rate / 1e6:,.0f} MB/s")
         self.stream.flush()
 
     def close(self):
@@ -47,8 +47,16 @@ class _Line:
         self.stream.flush()
 
 
-def progress(total, unit, desc, stream=None, use_tqdm=True):
-    """An object with ``update(n)`` and ``close()``: a bar on a terminal, silent elsewhere."""
+def progress(total_bytes, desc, stream=None, use_tqdm=True):
+    """An object with ``update(nbytes)`` and ``close()``: a bar counting bytes (shown in MB
+    and MB/s) on a terminal, silent elsewhere.
+
+    Examples
+    --------
+    >>> import io
+    >>> bar = progress(10**6, "score", stream=io.StringIO())  # not a terminal: silent
+    >>> bar.update(10**6); bar.close()
+    """
     stream = sys.stderr if stream is None else stream
     isatty = getattr(stream, "isatty", None)
     if not (isatty and isatty()):
@@ -58,7 +66,7 @@ def progress(total, unit, desc, stream=None, use_tqdm=True):
             from tqdm import tqdm
         except ImportError:
             pass
-        else:
-            return tqdm(total=total, unit=f" {unit}", desc=desc, file=stream,
-                        dynamic_ncols=True)
-    return _Line(total, unit, desc, stream)
+        else:  # whole bytes, scaled by tqdm to kB/MB/GB (powers of 1000, as --memory-limit)
+            return tqdm(total=int(total_bytes), unit="B", unit_scale=True, unit_divisor=1000,
+                        desc=desc, file=stream, dynamic_ncols=True)
+    return _Line(total_bytes, desc, stream)

@@ -5,8 +5,9 @@ beside OUTPUT (header written, data sparse) and submits one graph: each task map
 of INPUT from the file (read-only), runs ``nbsoftmax.dask`` on it and writes its block of
 the result into the temporary file with ``pwrite`` of exactly its byte ranges. When every
 task is done the client renames the file to OUTPUT (for ``--top-k``, first zips the two
-parts). So INPUT and the directory of OUTPUT must be on a file system that the client and
-every worker see under the same path (NFS, Lustre, a shared volume); compressed ``.npz``
+parts; each task ranks its chunk by the logits with ``nbsoftmax.softmax_topk``). So INPUT
+and the directory of OUTPUT must be on a file system that the client and every worker see
+under the same path (NFS, Lustre, a shared volume); compressed ``.npz``
 members cannot be read by the workers in pieces and are refused.
 
 Chunks keep the softmax axis whole (one ``map_blocks`` pass, the kernels in the workers)
@@ -105,19 +106,22 @@ def _runs(shape, index, value):
         yield start, value[position]
 
 
-def _write_topk_block(probabilities, axis, k, indices_target, values_target, block_info=None):
-    """Top-k of one chunk (softmax axis whole) written into both parts; returns a dummy."""
-    from .topk import top_k
+def _write_topk_block(logits, axis, k, op, dtype, indices_target, values_target,
+                      block_info=None):
+    """Top-k of one chunk of logits (softmax axis whole), ranked by the logits as
+    ``nbsoftmax.softmax_topk`` does, written into both parts; returns a dummy."""
+    import nbsoftmax
 
+    logits = logits.astype(dtype, copy=False)  # --dtype casts first
+    values, indices = nbsoftmax.softmax_topk(logits, k, axis=axis)
+    if op != "softmax":  # the log-probabilities at the same places
+        values = np.take_along_axis(nbsoftmax.log_softmax(logits, axis=axis), indices, axis)
     location = block_info[0]["array-location"]
-    rows = np.moveaxis(probabilities, axis, -1)
-    lead = rows.shape[:-1]
-    indices, values = top_k(rows.reshape(-1, rows.shape[-1]), k)
     index = tuple(slice(None) if a == axis else slice(*location[a])
-                  for a in range(probabilities.ndim))
+                  for a in range(logits.ndim))
     for target, part in ((indices_target, indices), (values_target, values)):
-        target[index] = np.moveaxis(part.reshape(lead + (k,)), -1, axis)
-    return np.zeros((1,) * probabilities.ndim, np.int8)
+        target[index] = part
+    return np.zeros((1,) * logits.ndim, np.int8)
 
 
 def _chunks(job, chunk_bytes):
@@ -144,7 +148,7 @@ def _chunks(job, chunk_bytes):
         return tuple(chunks[::-1]) if source.fortran_order else tuple(chunks)
     slice_bytes = shape[job.axis] * itemsize
     if job.top_k is not None and slice_bytes > chunk_bytes:
-        from .score import ScoreError
+        from .score_job import ScoreError
 
         raise ScoreError(f"--top-k needs one softmax slice ({slice_bytes / 1e6:,.1f} MB) per "
                          f"task, but tasks are limited to {chunk_bytes / 1e6:,.1f} MB (a quarter "
@@ -165,13 +169,18 @@ def _prod(values):
     return out
 
 
-def run(job, address):
-    """Score ``job`` on the Dask cluster at ``address``; returns (slices, input bytes)."""
+def run(job, address, pending):
+    """Score ``job`` on the Dask cluster at ``address`` into ``pending``'s temporaries
+    (``score_output.PendingOutput``) and publish OUTPUT; returns (slices, input bytes,
+    seconds from the submission of the graph to OUTPUT's publication)."""
+    import time
+
     import dask.array as da
     from distributed import Client
 
     from .. import dask as nbdask
-    from .score import PendingOutput, ScoreError, write_topk_archive
+    from .score_job import ScoreError
+    from .score_output import write_topk_archive
 
     source = job.source
     if not source.seekable:
@@ -192,30 +201,30 @@ def run(job, address):
         raise ScoreError(f"--scheduler {address}: cannot connect ({exc})") from None
     future = None
     try:
-        with PendingOutput(job.output, job.overwrite) as pending:
-            outputs = job.output_shapes()
-            parts = [pending.new_temp() for _ in outputs]
-            targets = []
-            for part, (_, part_shape, dtype) in zip(parts, outputs):
-                np.lib.format.open_memmap(part, mode="w+", dtype=dtype, shape=part_shape,
-                                          fortran_order=source.fortran_order)
-                targets.append(_OutputBlocks(part, part_shape, dtype, source.fortran_order))
-            if job.top_k is None:
-                work = da.store(probabilities, targets[0], lock=False, compute=False)
-            else:
-                work = probabilities.map_blocks(
-                    _write_topk_block, job.axis, job.top_k, targets[0], targets[1],
-                    chunks=tuple((1,) * len(c) for c in probabilities.chunks), dtype=np.int8,
-                    meta=np.empty((0,) * len(shape), np.int8))
-            future = client.compute(work)
-            future.result()
-            future = None
-            if job.top_k is None:
-                pending.commit(parts[0])
-            else:
-                pending.commit(write_topk_archive(pending, parts, [n for n, _, _ in outputs]))
+        started = time.perf_counter()
+        outputs = job.output_shapes()
+        parts = [pending.new_temp() for _ in outputs]
+        targets = []
+        for part, (_, part_shape, dtype) in zip(parts, outputs):
+            np.lib.format.open_memmap(part, mode="w+", dtype=dtype, shape=part_shape,
+                                      fortran_order=source.fortran_order)
+            targets.append(_OutputBlocks(part, part_shape, dtype, source.fortran_order))
+        if job.top_k is None:
+            work = da.store(probabilities, targets[0], lock=False, compute=False)
+        else:
+            work = x.map_blocks(
+                _write_topk_block, job.axis, job.top_k, job.op, job.dtype, targets[0],
+                targets[1], chunks=tuple((1,) * len(c) for c in x.chunks), dtype=np.int8,
+                meta=np.empty((0,) * len(shape), np.int8))
+        future = client.compute(work)
+        future.result()
+        future = None
+        if job.top_k is None:
+            pending.commit(parts[0])
+        else:
+            pending.commit(write_topk_archive(pending, parts, [n for n, _, _ in outputs]))
     finally:
         if future is not None:
             client.cancel(future)
         client.close()
-    return slices, source.nbytes
+    return slices, source.nbytes, time.perf_counter() - started
