@@ -67,6 +67,15 @@ def logsumexp(x, axis, keepdims, b, return_sign, where, device=None, stream=None
     if d._on_gpu(device, x, b, where):
         return d._cuda_backend().logsumexp_general(x, axis, keepdims, b, return_sign, where,
                                                    device, stream)
+    from .cpu import _lse_run
+
+    return general(x, axis, keepdims, b, return_sign, where, _lse_run.run_lse)
+
+
+def general(x, axis, keepdims, b, return_sign, where, run):
+    """The host path of `logsumexp`: checks, staging into (rows, n) storage views, and
+    ``run(x2, b2, mask2, out1, sign1)`` (the CPU kernels, or the GPU ones on copies)."""
+    d = _d()
     x_in, b_in = x, b
     x = _real_array(x, "x")
     rdtype = _dtypes.result_dtype(x.dtype)
@@ -82,8 +91,8 @@ def logsumexp(x, axis, keepdims, b, return_sign, where, device=None, stream=None
     axes = d.normalize_axes(axis, len(shape))
     mask = None if where is None else d.check_where(where, shape)
     if len(shape) == 0:  # a scalar: its own one-element slice (b cast: its dtype is decided)
-        return logsumexp(x.reshape(1), 0, False, None if b is None else b.astype(rdtype).reshape(1),
-                         return_sign, None if mask is None else mask.reshape(1))
+        return general(x.reshape(1), 0, False, None if b is None else b.astype(rdtype).reshape(1),
+                       return_sign, None if mask is None else mask.reshape(1), run)
     reduced = _reduced_shape(shape, axes, keepdims)
     if 0 in shape:  # nothing to read: a sum of no terms is 0, so (-inf, sign 0)
         result = np.full(reduced, -np.inf, rdtype)
@@ -96,10 +105,7 @@ def logsumexp(x, axis, keepdims, b, return_sign, where, device=None, stream=None
     if return_sign:
         sign, sign2 = layout.allocate_reduced(rdtype)
         sign2 = d._kernel_form(sign2, reduced=True)
-    from .cpu import _lse_run
-
-    _lse_run.run_lse(x2, b2, d._mask_rows(mask, layout),
-                     d._kernel_form(result2, reduced=True), sign2)
+    run(x2, b2, d._mask_rows(mask, layout), d._kernel_form(result2, reduced=True), sign2)
     if keepdims:
         result = np.expand_dims(result, axes)
         sign = None if sign is None else np.expand_dims(sign, axes)
@@ -118,6 +124,15 @@ def logsumexp_backward(grad_output, x, axis, keepdims, out, where, device=None, 
     if d._on_gpu(device, grad_output, x, out, where):
         return d._cuda_backend().logsumexp_backward(grad_output, x, axis, keepdims, out, where,
                                                     device, stream)
+    from .cpu import _lse_run
+
+    return backward(grad_output, x, axis, keepdims, out, where, _lse_run.run_lse_backward)
+
+
+def backward(grad_output, x, axis, keepdims, out, where, run):
+    """The host path of `logsumexp_backward`, with ``run(g1, x2, mask2, out2)`` (see
+    `general`)."""
+    d = _d()
     g = _real_array(grad_output, "grad_output")
     x = _real_array(x, "x")
     rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
@@ -134,7 +149,7 @@ def logsumexp_backward(grad_output, x, axis, keepdims, out, where, device=None, 
     if x.ndim == 0:
         o = None if out is None else out.reshape(1)
         m = None if mask is None else mask.reshape(1)
-        result = logsumexp_backward(g.reshape(()), x.reshape(1), 0, False, o, m)
+        result = backward(g.reshape(()), x.reshape(1), 0, False, o, m, run)
         return result.reshape(()) if out is None else out
     if x.size == 0:
         return out if out is not None else np.empty(x.shape, rdtype)
@@ -149,10 +164,8 @@ def logsumexp_backward(grad_output, x, axis, keepdims, out, where, device=None, 
         x3 = d._staged(x, layout, rdtype)
     if mask is not None and np.may_share_memory(mask, result):
         mask = mask.copy()  # read as if before any write
-    from .cpu import _lse_run
-
-    _lse_run.run_lse_backward(d._kernel_form(g_rows, reduced=True), d._kernel_form(x3),
-                              d._mask_rows(mask, layout), d._kernel_form(result3))
+    run(d._kernel_form(g_rows, reduced=True), d._kernel_form(x3), d._mask_rows(mask, layout),
+        d._kernel_form(result3))
     if out is not None and result is not out:
         np.copyto(out, result)
         return out

@@ -145,6 +145,10 @@ def lse_row(x, b, mask, i):
         if r != r:
             return np.nan, np.nan
         return (m64 + math.log(abs(r)), _sign(r)) if r != 0.0 else (-np.inf, 0.0)
+    if math.isinf(w):  # an infinite weight at the max: +-inf unless the rest cancels it
+        if math.isinf(r) and _sign(r) != _sign(w):
+            return np.nan, np.nan
+        return np.inf, _sign(w)
     q = r / w
     log_w = math.log(abs(w))
     if q > -1.0:

@@ -26,6 +26,7 @@ from ._api import (  # noqa: E402,F401
     scaled_backward,
     softmax_topk,
 )
+from ._lse_api import logsumexp_backward, logsumexp_general  # noqa: E402,F401
 
 __all__ = [
     "softmax",

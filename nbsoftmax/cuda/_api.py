@@ -78,10 +78,10 @@ def elementwise(op, x, axis, dtype, out, device, stream):
 
 
 def logsumexp(x, axis, keepdims, device, stream):
-    """logsumexp on the GPU; result of x's kind."""
-    if _start(device, (("x", x),)):
-        return _logsumexp_device(x, axis, keepdims, stream)
-    return _logsumexp_host(x, axis, keepdims, stream)
+    """logsumexp on the GPU; result of x's kind (the kernels of ``_lse_api``: log1p form)."""
+    from . import _lse_api
+
+    return _lse_api.logsumexp_general(x, axis, keepdims, None, False, None, device, stream)
 
 
 def backward(op, grad_output, output, axis, out, device, stream):
@@ -210,59 +210,6 @@ def _elementwise_device(op, x, axis, dtype, out, stream):
 
 
 @_on_device
-def _logsumexp_device(x, axis, keepdims, stream, where=None):
-    from . import _arrays, _launch
-
-    xd = _arrays.describe(x, "x")
-    rdtype = _result_dtype(xd.dtype, None)
-    axes = _dispatch.normalize_axes(axis, len(xd.shape))
-    md = None if where is None else _arrays.describe(where, "where")
-    s = _arrays.call_stream(stream, (xd,) if md is None else (xd, md))
-    size = xd.size
-    layout = _dense_layout(xd, axes) if xd.dtype == rdtype else None
-    if layout is not None:
-        src = _arrays.flat_view(xd.ptr, size, rdtype, x) if size else None
-        src_strides = xd.strides
-    else:
-        strides = _default_strides(xd.shape, axes, rdtype.itemsize)
-        layout = Layout(xd.shape, strides, axes)
-        src = None
-        if size:
-            src = _arrays.temporary((size,), rdtype, s)
-            _copy(xd, src, strides, s)
-        src_strides = strides
-    # The reduced result keeps the input's memory order of the remaining axes.
-    rest = [a for a in range(len(xd.shape)) if a not in axes]
-    step = rdtype.itemsize
-    stride_of = {}
-    for a in reversed([a for a in layout.order if a not in axes]):
-        stride_of[a] = step
-        step *= xd.shape[a]
-    if keepdims:
-        shape = tuple(1 if a in axes else xd.shape[a] for a in range(len(xd.shape)))
-        strides = tuple(stride_of.get(a, rdtype.itemsize) for a in range(len(xd.shape)))
-    else:
-        shape = tuple(xd.shape[a] for a in rest)
-        strides = tuple(stride_of.get(a, rdtype.itemsize) for a in rest)
-    result, _ = _arrays.allocate(xd, shape, strides, rdtype, s)
-    count = layout.outer * layout.inner
-    if count:
-        rd = _arrays.describe(result, "result")
-        res_flat = _arrays.flat_view(rd.ptr, count, rdtype, result)
-        if layout.n == 0:  # empty slices: log(0) = -inf
-            res_flat.copy_to_device(np.full(count, -np.inf, rdtype), stream=s)
-        elif md is not None:
-            # the mask in src's memory order (strides)
-            shim = _arrays.Described(None, "numba", xd.shape, src_strides, rdtype, 0, True, None)
-            mask = _broadcast_mask(md, xd.shape, shim, s)
-            _launch.run_scaled("logsumexp", (src,), mask, res_flat, 1.0, layout.outer, layout.n,
-                               layout.inner, s)
-        else:
-            _launch.run("logsumexp", (src,), res_flat, layout.outer, layout.n, layout.inner, s)
-    return result
-
-
-@_on_device
 def _backward_device(op, grad_output, output, axis, out, stream):
     from . import _arrays, _launch
 
@@ -345,24 +292,6 @@ def _elementwise_host(op, x, axis, dtype, out, stream):
     return result
 
 
-def _logsumexp_host(x, axis, keepdims, stream):
-    x, axes, rdtype = _dispatch._prepare(x, axis, None)
-    if x.ndim == 0:
-        return _logsumexp_host(x.reshape(1), 0, False, stream).reshape(())
-    if x.size == 0:  # the CPU path's conventions, without a launch
-        return _dispatch.logsumexp(x, axes, keepdims)
-    layout = Layout(x.shape, x.strides, axes)
-    x3 = _dispatch._readable_view(x, layout, rdtype, None) if layout.ok else None
-    if x3 is None:
-        layout = Layout.default(x.shape, axes)
-        x3 = _dispatch._staged(x, layout, rdtype)
-    result, result2 = layout.allocate_reduced(rdtype)
-    _round_trip("logsumexp", (np.ascontiguousarray(x3),), result2, layout, stream)
-    if keepdims:
-        result = np.expand_dims(result, axes)
-    return result
-
-
 def _backward_host(op, grad_output, output, axis, out, stream):
     g, y, rdtype, axes = _dispatch._backward_args(grad_output, output, axis)
     if out is not None:
@@ -428,10 +357,10 @@ def scaled(op, x, axis, dtype, out, where, scale, device, stream):
 
 
 def masked_logsumexp(x, axis, keepdims, where, device, stream):
-    """logsumexp over the entries where ``where``, on the GPU."""
-    if _start(device, (("x", x), ("where", where))):
-        return _logsumexp_device(x, axis, keepdims, stream, where)
-    return _masked_logsumexp_host(x, axis, keepdims, where, stream)
+    """logsumexp over the entries where ``where``, on the GPU (``_lse_api``)."""
+    from . import _lse_api
+
+    return _lse_api.logsumexp_general(x, axis, keepdims, None, False, where, device, stream)
 
 
 def scaled_backward(op, grad_output, output, axis, out, where, scale, device, stream):
@@ -558,25 +487,6 @@ def _scaled_host(op, x, axis, dtype, out, where, scale, stream):
     if out is not None and result is not out:
         np.copyto(out, result)
         return out
-    return result
-
-
-def _masked_logsumexp_host(x, axis, keepdims, where, stream):
-    x, axes, rdtype = _dispatch._prepare(x, axis, None)
-    _dispatch.check_where(where, x.shape)
-    if x.ndim == 0:
-        m = np.asarray(where).reshape(1)
-        return _masked_logsumexp_host(x.reshape(1), 0, False, m, stream).reshape(())
-    if x.size == 0:
-        return _dispatch.logsumexp(x, axes, keepdims)
-    layout = Layout.default(x.shape, axes)
-    x3 = _dispatch._staged(x, layout, rdtype)
-    result, result2 = layout.allocate_reduced(rdtype)
-    mask = _host_mask(where, x.shape, layout)
-    _round_trip_scaled("logsumexp", (np.ascontiguousarray(x3),), mask, result2, layout, 1.0,
-                       stream)
-    if keepdims:
-        result = np.expand_dims(result, axes)
     return result
 
 
