@@ -24,7 +24,7 @@ from numba import njit, prange
 
 from . import _columns as C
 from . import _slices as S
-from ._math import store2, to_compute
+from ._math import load2, store2, sum_block, to_compute
 
 # ------------------------------------------------------------- one segment, 1-D values
 
@@ -43,7 +43,39 @@ def _stats(x, b0, b1):
 
 
 @njit(error_model="numpy")
+def _exp_store_sum_range(x, out, m, b0, b1):
+    """_slices.exp_store_sum over x[0, b0:b1]: exp(x - m) stored in out, summed per block of
+    _math.sum_block and totalled with compensation (the blocks of a dense row's sum)."""
+    block = sum_block(x)
+    if b1 - b0 <= block:
+        return np.float64(S._block_exp_store_sum(x, 0, m, out, b0, b1))
+    total = 0.0
+    comp = 0.0
+    for c0 in range(b0, b1, block):
+        part = S._block_exp_store_sum(x, 0, m, out, c0, min(c0 + block, b1))
+        total, comp = S._neumaier_add(total, comp, np.float64(part))
+    return total + comp
+
+
+@njit(error_model="numpy")
+def _scale_range(out, inv, b0, b1):
+    for j in range(np.uint64(b0), np.uint64(b1)):
+        store2(out, 0, j, load2(out, 0, j) * inv)
+
+
+@njit(error_model="numpy")
 def softmax_range(x, out, b0, b1, in_place):
+    """Out of place and in cache: max; exp stored and summed; scaled (exp computed once, as
+    the dense softmax_slice does). In place (a staged input) or long: the statistics first,
+    then exp recomputed while writing (see _slices.same_memory and is_long)."""
+    if not in_place and (b1 - b0) * x.itemsize <= S.LONG_ROW_BYTES:
+        m = S._block_max(x, 0, b0, b1)
+        if not math.isfinite(m):
+            S.fill_nan_range(out, 0, b0, b1)
+            return
+        s = _exp_store_sum_range(x, out, m, b0, b1)
+        _scale_range(out, to_compute(out, 1.0 / s), b0, b1)
+        return
     m, s = _stats(x, b0, b1)
     if not math.isfinite(m):
         S.fill_nan_range(out, 0, b0, b1)
