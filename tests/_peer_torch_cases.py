@@ -3,8 +3,9 @@
 Taken from torch's test suite (torch 2.x): the OpInfo sample inputs
 (``sample_inputs_softmax_variant``, ``sample_inputs_logsumexp`` and
 ``reference_inputs_logsumexp`` in ``torch.testing._internal``; ``sample_inputs_cross_entropy``),
-the ModuleInfo inputs of ``torch.nn.CrossEntropyLoss`` (``module_inputs_torch_nn_CrossEntropyLoss``,
-which test_nn.py / test_modules.py run) and test_nn.py's cross-entropy tests. Values are
+the ModuleInfo inputs of ``torch.nn.CrossEntropyLoss``
+(``module_inputs_torch_nn_CrossEntropyLoss``, which test_modules.py runs) and test_nn.py's
+cross-entropy tests. Values are
 drawn as torch's ``make_tensor`` draws them (uniform in [-9, 9) unless a range is given), from
 a generator seeded by the case name, so tests/test_peer_torch.py (in-process) and
 ``torch_results`` (in a fresh interpreter, where torch may be imported) see the same arrays.

@@ -436,12 +436,12 @@ def test_score_cli(mode, dtype, c, tmp_path, rng, fresh_process_memory):
     suffix = ".npz" if mode == "top-k" else ".npy"
     extra = {"softmax": [], "log": ["--log"], "top-k": ["--top-k", "4"]}[mode]
     for name in ("x", "xs"):
-        args = ["score", str(tmp_path / f"{name}.npy"), "-o", str(tmp_path / f"{name}_out{suffix}")]
-        assert cli_main(args + extra) == 0
+        source, output = tmp_path / f"{name}.npy", tmp_path / f"{name}_out{suffix}"
+        assert cli_main(["score", str(source), "-o", str(output), *extra]) == 0
     if mode == "top-k":
-        with np.load(tmp_path / f"x_out{suffix}") as z0, np.load(tmp_path / f"xs_out{suffix}") as z1:
-            p0, p1, i1 = z0["probabilities"], z1["probabilities"], z1["indices"]
-            i0 = z0["indices"]
+        with np.load(tmp_path / "x_out.npz") as z0, np.load(tmp_path / "xs_out.npz") as z1:
+            p0, i0 = z0["probabilities"], z0["indices"]
+            p1, i1 = z1["probabilities"], z1["indices"]
         s.assert_probs(p1, p0, np.take_along_axis(t_abs(x, -1), i0, -1), "score --top-k")
         _, want_i = reference.softmax_topk(s.back, 4, -1)  # ranked by the logits x + c holds
         np.testing.assert_array_equal(i1, want_i)
