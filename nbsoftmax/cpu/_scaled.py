@@ -332,16 +332,6 @@ def log_softmax_row(x, mask, out, i, sc):
 
 
 @njit(error_model="numpy")
-def logsumexp_row(x, mask, i, sc):
-    """log(sum(exp(x[i] * sign))) over the unmasked entries, in float64 (the temperature-free
-    variant: logsumexp takes no temperature)."""
-    m = _max(x, mask, i, sc)
-    if not math.isfinite(m):
-        return np.float64(m)  # NaN, +inf, or -inf (all -inf, or fully masked)
-    return np.float64(m) + math.log(_exp_sum(x, mask, i, sc, m))
-
-
-@njit(error_model="numpy")
 def _total(g, y, mask, i, with_y):
     n = g.shape[1]
     block = sum_block(g)
