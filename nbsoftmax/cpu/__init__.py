@@ -15,7 +15,7 @@ import numpy as np
 from numba import types
 
 from .. import _threading
-from . import _cache, _drivers, _slices
+from . import _cache, _chunks, _drivers, _slices
 
 # The registry owns the on-disk cache (_cache.KernelCache, stamped with all kernel sources):
 # the helper modules' functions carry no cache=True, which would serve stale inlined code
@@ -197,13 +197,15 @@ def run(op, inputs, out, in_place=False):
             get_kernel(op, "split", first.dtype, True)(*inputs, out, chunk)
             return
         parallel = _use_parallel(rows, first.size)
-        get_kernel(op, layout, first.dtype, parallel)(*inputs, out)
+        _chunks.call_in_chunks(get_kernel(op, layout, first.dtype, parallel), (*inputs, out),
+                               rows, n)  # rows at a time above 16M elements: Ctrl-C lands
     else:
         outer, _, inner = first.shape
         tile = column_tile(outer, inner)
         tasks = outer * (-(-inner // tile))
         parallel = _use_parallel(tasks, first.size)
-        get_kernel(op, "columns", first.dtype, parallel)(*inputs, out, tile)
+        _chunks.call_in_chunks(get_kernel(op, "columns", first.dtype, parallel),
+                               (*inputs, out, tile), outer, first.size // max(outer, 1))
 
 
 def run_scaled(op, inputs, mask, scaling, out):
@@ -218,7 +220,8 @@ def run_scaled(op, inputs, mask, scaling, out):
     else:
         scaling = float(scaling)
     parallel = _use_parallel(first.shape[0], first.size)
-    get_kernel(op, layout, first.dtype, parallel)(*inputs, mask, scaling, out)
+    _chunks.call_in_chunks(get_kernel(op, layout, first.dtype, parallel),
+                           (*inputs, mask, scaling, out), first.shape[0], first.shape[1])
 
 
 def _xent_kernel(kind, storage, weighted, with_grad, tempered, parallel):
@@ -262,16 +265,21 @@ def run_xent(x, target, weight, wsum, scaling, eps, ignore_index, r, loss, grad)
     args = ((x, target, weight, wsum, scaling, eps, ignore_index, r, loss, grad)
             if kind == "index" else (x, target, weight, scaling, eps, r, loss, grad))
     variant = (kind, x.dtype, weight is not None, grad is not None, tempered)
+    rows_of = (0, 1, 8, 9) if kind == "index" else (0, 1, 6, 7)  # x, target, loss, grad
+
+    def call(kernel):
+        _chunks.call_in_chunks(kernel, args, x.shape[0], x.shape[1], sliced=rows_of)
+
     if _use_parallel(x.shape[0], x.size):
         mode = _threading.parallel_mode()  # the policy of _ParallelKernel
         if mode is _threading.FREE:
-            return _xent_kernel(*variant, True)(*args)
+            return call(_xent_kernel(*variant, True))
         if mode is _threading.EXCLUSIVE and _threading.parallel_lock.acquire(blocking=False):
             try:
-                return _xent_kernel(*variant, True)(*args)
+                return call(_xent_kernel(*variant, True))
             finally:
                 _threading.parallel_lock.release()
-    _xent_kernel(*variant, False)(*args)
+    call(_xent_kernel(*variant, False))
 
 
 def _topk_kernel(storage, parallel):
@@ -297,16 +305,21 @@ def _topk_kernel(storage, parallel):
 def run_topk(x, k, probs, idx):
     """Softmax top-k of each row of (rows, n) storage x: probs (rows, k) of x's storage dtype
     and idx int64 (rows, k), sorted descending (see ``_topk``)."""
+
+    def call(kernel):  # up to ~300 ns per element at large k (sorts): smaller first chunks
+        _chunks.call_in_chunks(kernel, (x, k, probs, idx), x.shape[0], x.shape[1],
+                               first_elements=max(1 << 16, _chunks.FIRST_ELEMENTS // k))
+
     if _use_parallel(x.shape[0], x.size):
         mode = _threading.parallel_mode()  # the policy of _ParallelKernel
         if mode is _threading.FREE:
-            return _topk_kernel(x.dtype, True)(x, k, probs, idx)
+            return call(_topk_kernel(x.dtype, True))
         if mode is _threading.EXCLUSIVE and _threading.parallel_lock.acquire(blocking=False):
             try:
-                return _topk_kernel(x.dtype, True)(x, k, probs, idx)
+                return call(_topk_kernel(x.dtype, True))
             finally:
                 _threading.parallel_lock.release()
-    _topk_kernel(x.dtype, False)(x, k, probs, idx)
+    call(_topk_kernel(x.dtype, False))
 
 
 def precompile(ops=tuple(_OPS), dtypes=(np.float32, np.float64)):
