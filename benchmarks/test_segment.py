@@ -4,7 +4,7 @@ implementation, ``torch.sparse.softmax`` (when importable) and the copy roofline
 Cases (float32):
 
 * ``zipf``: ragged rows with Zipf-distributed lengths (a = 1.5, capped at 1/20 of the values,
-  rescaled to the total), the issue's case of a CSR matrix of 1M rows and 50M stored values.
+  rescaled to the total, at least 1), the issue's case of a CSR matrix of 1M rows and 50M stored values.
   The default here is 100k rows / 5M values (the machine this suite runs on in CI has 2
   cores, and the peers allocate several full-size temporaries: NumPy 5, torch more);
   ``NBSOFTMAX_BENCH_SEGMENT_FULL=1`` runs the issue's size.
@@ -44,8 +44,8 @@ def zipf_offsets(rows, values, seed=0):
     """CSR offsets of `rows` rows with Zipf (a = 1.5) lengths summing to `values`."""
     rng = np.random.default_rng(seed)
     lengths = np.minimum(rng.zipf(1.5, rows), values // 20).astype(np.float64)
-    lengths = np.floor(lengths * (values / lengths.sum())).astype(np.int64)
-    lengths[np.argmax(lengths)] += values - lengths.sum()
+    lengths = 1 + np.floor(lengths * ((values - rows) / lengths.sum())).astype(np.int64)
+    lengths[np.argmax(lengths)] += values - lengths.sum()  # every row holds at least 1
     return np.concatenate([[0], np.cumsum(lengths)])
 
 
