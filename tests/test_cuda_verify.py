@@ -39,7 +39,7 @@ def test_every_variant_compiles_launchable_for_sm80_and_sm90(tmp_path):
         "if __name__ == '__main__':\n"
         "    print('KEYS', len(_variants.all_keys()))\n"
         "    sys.exit(verify.main(sys.argv[1:]))\n",
-        env=NO_SIMULATOR, timeout=900,
+        env=NO_SIMULATOR, timeout=1800,  # ~2 min on 2 idle cores; a hang guard
         args=("--cc", "8.0", "9.0", "--no-sass", "--json", str(report),
               "--rows-json", str(tmp_path / "rows.json")))
     data = json.loads(report.read_text())
