@@ -24,7 +24,8 @@ unlaunchable. ``--json FILE`` writes exactly ``{"variants": int, "unlaunchable":
 SASS per element: for the kernels whose threads hold ``items`` elements in registers
 (warp, block: fully unrolled) the growth of the instruction count from items/2 to items,
 per added element; for loop kernels the instructions of the innermost loops that load
-from global memory, summed over the passes (one element per iteration).
+from global memory, summed over the passes: per loop iteration, which covers several
+elements where the compiler unrolled the loop (an upper bound per element then).
 
 Needs numba-cuda with libNVVM and ``ptxas`` (``nvidia-nvvm``/``nvidia-cuda-nvcc`` wheels, the
 ``[test]`` extra, or a CUDA toolkit on ``CUDA_HOME``/``PATH``); ``nvdisasm`` is optional. The
