@@ -13,6 +13,7 @@ import time
 
 _DTYPES = ("float32", "float64", "float16")
 _OPS_HELP = ("softmax, log_softmax, logsumexp, softmax_backward, log_softmax_backward, "
+             "logsumexp_backward, "
              "softmin, cross_entropy, softmax_topk")
 
 
