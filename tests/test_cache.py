@@ -293,6 +293,12 @@ def test_nothing_usable_means_memory_only(tmp_path, monkeypatch):
     info = _cache.describe()
     assert info["cache_dir"] is None and info["cache_kind"] is None
     assert len(info["cache_skipped"]) == 2
+    from nbsoftmax.cli import info as info_command
+
+    text = info_command.format_text(info_command.collect())  # what `nbsoftmax info` prints
+    assert "\nkernel cache    : none: kernels compile in memory in each process\n" in text
+    assert f"\n  passed over   : NUMBA_CACHE_DIR={tmp_path / 'file'}: {tmp_path / 'file'} is not " \
+           "a directory\n" in text
 
 
 def test_sticky_shared_folder_is_accepted(tmp_path):

@@ -74,7 +74,8 @@ def test_crafted_headers(tmp_path, capsys, no_kernels, case):
     assert sorted(os.listdir(tmp_path)) == ["x.npy"]
 
 
-def test_damaged_deflate_stream(tmp_path, capsys):
+def test_damaged_deflate_stream(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(score_local, "warm_up", lambda job: None)  # found while reading
     x = np.random.default_rng(0).standard_normal((300, 50)).astype(np.float32)
     np.savez_compressed(tmp_path / "x.npz", logits=x)
     blob = bytearray((tmp_path / "x.npz").read_bytes())
@@ -196,3 +197,17 @@ def test_npz_member_that_is_not_an_array(tmp_path, capsys, no_kernels):
     assert f"INPUT {tmp_path / 'x.npz'} [a] is not a .npy array" in err, err
 
 
+
+
+def test_interrupt_swallowed_during_the_warm_up_still_stops(tmp_path, capsys, monkeypatch):
+    """A signal landing in a ctypes callback (Numba's object cache, while kernels load) has
+    its KeyboardInterrupt ignored; the handler's flag stops the run after the warm-up."""
+    from nbsoftmax.cli import score_job
+
+    def swallowed(job):
+        score_job.interrupt_seen[0] = True  # what the handler did before its raise was lost
+
+    monkeypatch.setattr(score_local, "warm_up", swallowed)
+    assert main(["score", str(_good(tmp_path)), "-o", str(tmp_path / "y.npy")]) == 130
+    assert "interrupted; OUTPUT" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["good.npy"]

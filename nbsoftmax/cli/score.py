@@ -55,12 +55,13 @@ import signal
 import sys
 import time
 
-from .score_job import Job, ScoreError, size_text
+from .score_job import Job, ScoreError, interrupt_seen, size_text
 
 _IMPORTED = time.perf_counter()
 
 
 def _raise_interrupt(signum, frame):
+    interrupt_seen[0] = True
     raise KeyboardInterrupt
 
 
@@ -86,10 +87,13 @@ def _run(args):
     from .arrayfile import ArrayFileError
     from .score_output import PendingOutput
 
-    try:  # SIGTERM cleans up as Ctrl-C does (only the main thread may set a handler)
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:
-        previous = None
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGTERM cleans up as Ctrl-C does
+        try:
+            previous[signum] = signal.signal(signum, _raise_interrupt)
+        except ValueError:  # only the main thread may set a handler
+            pass
+    interrupt_seen[0] = False
     pending = None
     try:
         job = Job(args)
@@ -112,8 +116,8 @@ def _run(args):
         print(f"nbsoftmax score: interrupted; {_output_state(args, pending)}", file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     seconds = max(seconds, 1e-9)
     print(f"nbsoftmax score: {slices:,} rows, {size_text(nbytes)} in {seconds:.2f} s "
           f"({size_text(nbytes / seconds)}/s, {slices / seconds:,.0f} rows/s); "

@@ -20,6 +20,17 @@ class ScoreError(Exception):
     """A problem with the arguments or files, reported as one line."""
 
 
+# Set by the command's SIGINT/SIGTERM handler. The KeyboardInterrupt it raises is lost when
+# the signal lands in a ctypes callback (Numba's object cache, while kernels compile or load:
+# "Exception ignored on calling ctypes callback"); the run checks this flag after loading.
+interrupt_seen = [False]
+
+
+def raise_if_interrupted():
+    if interrupt_seen[0]:
+        raise KeyboardInterrupt
+
+
 def parse_size(text):
     """``"1GB"`` -> 10**9, ``"512MiB"`` -> 2**29, ``"1e9"`` -> 10**9 bytes.
 

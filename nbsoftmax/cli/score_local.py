@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from . import score_plan
+from .score_job import raise_if_interrupted
 from .score_output import write_topk_archive
 
 
@@ -44,6 +45,7 @@ def run_local(job, pending, progress_stream=None):
     from . import arrayfile as _arrayfile, progress as _progress
 
     warm_up(job)
+    raise_if_interrupted()  # (an interrupt during the warm-up may have been swallowed)
     plan = score_plan.plan(job)
     started = time.perf_counter()
     outputs = job.output_shapes()
