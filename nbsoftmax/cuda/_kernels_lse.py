@@ -28,6 +28,7 @@ _F64_INF = np.float64(np.inf)
 BOUNDS = (512, 1)  # as the other grid-strided families (_variants.BOUNDS["scaled"])
 
 
+@cuda.jit(device=True)
 def _sign(v):
     if v > _F64_ZERO:
         return _F64_ONE
@@ -36,6 +37,7 @@ def _sign(v):
     return v  # 0 or NaN
 
 
+@cuda.jit(device=True)
 def _combine(m, r, w, weighted):
     """(log|sum|, sign) from the row max m and the float64 sums r (below m) and w (at m)."""
     if m != m or r != r or w != w:
@@ -73,8 +75,6 @@ def lse_forward(compute, weighted, masked, signed):
     neg_inf = compute(-np.inf)
     zero = compute(0.0)
     one = compute(1.0)
-    sign_of = cuda.jit(device=True)(_sign)
-    combine = cuda.jit(device=True)(_combine)
 
     def kernel(x, b, mask, out, sign, outer, n, inner):
         scratch = cuda.shared.array(MAX_WARPS, np.float64)
@@ -110,7 +110,7 @@ def lse_forward(compute, weighted, masked, signed):
             r = block_sum(r, scratch)
             w = block_sum(w, scratch)
             if tid == 0:
-                value, sg = combine(row_max, r, w, weighted)
+                value, sg = _combine(row_max, r, w, weighted)
                 if signed:
                     sign[s] = sg
                 elif sg < _F64_ZERO:
