@@ -637,3 +637,37 @@ if importlib.util.find_spec("jax"):
 print("ok")
 """
     assert "ok" in run_python(code, env={"JAX_PLATFORMS": "cpu"}, timeout=600)
+
+
+def test_gpu_kernels_compile_for_sm90():
+    """The simulator interprets the GPU kernels as Python; this compiles them (a few variants,
+    NVVM only, no GPU needed) so that code only Python accepts cannot pass unnoticed."""
+    if not _importable("numba.cuda"):
+        pytest.skip("numba-cuda is not installed")
+    code = """
+import numpy as np
+from numba import cuda
+from numba.cuda import types
+try:
+    cuda.compile_ptx(lambda a: None, (types.float32[::1],), cc=(9, 0))
+except Exception as exc:  # no NVVM here
+    print("skip", type(exc).__name__)
+    raise SystemExit(0)
+from nbsoftmax.cuda.verify import _stub_device
+from nbsoftmax.cuda import _kernels_lse as K, _variants
+_stub_device((9, 0))
+i8 = types.int64
+for dtype, flags in ((np.float32, (False, False, False)), (np.float32, (True, True, True)),
+                     (np.float16, (True, False, True))):
+    arr, mask = _variants.array_type(dtype), _variants.array_type(np.uint8)
+    compute = _variants.compute_dtype(np.dtype(dtype))
+    cuda.compile_ptx(K.lse_forward(compute, *flags), (arr, arr, mask, arr, arr, i8, i8, i8),
+                     cc=(9, 0), launch_bounds=K.BOUNDS)
+    cuda.compile_ptx(K.lse_backward(compute, flags[1]), (arr, arr, mask, arr, i8, i8, i8),
+                     cc=(9, 0), launch_bounds=K.BOUNDS)
+print("ok")
+"""
+    out = run_python(code, env={"NUMBA_ENABLE_CUDASIM": None}, timeout=600)
+    if out.startswith("skip"):
+        pytest.skip(f"numba-cuda cannot compile here ({out.strip()})")
+    assert "ok" in out
