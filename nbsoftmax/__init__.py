@@ -590,7 +590,9 @@ def softmax_topk(x, k, axis=-1, *, device=None, stream=None, **unexpected):
     """The k most likely entries of each slice's softmax, without writing the full softmax.
 
     One pass over each slice: an online normaliser (running max and sum of exponentials)
-    and a sorted buffer of the k best entries, as Milakov & Gimelshein's fused softmax+top-k.
+    and a sorted buffer of the k best entries, as Milakov & Gimelshein's fused softmax+top-k;
+    for large k a selection instead (quickselect of the candidates, then a sort of the k), so
+    any k costs at most about what ``np.argpartition`` and a sort of the softmax do.
 
     Parameters
     ----------

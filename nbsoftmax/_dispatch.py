@@ -623,7 +623,8 @@ def cross_entropy(logits, target, axis, reduction, label_smoothing, ignore_index
 
 
 # ------------------------------------------------------------------ softmax_topk
-# nbsoftmax.cpu._topk: one pass per row (online normaliser + sorted insertion buffer). The
+# nbsoftmax.cpu._topk: one pass per row (online normaliser + sorted insertion buffer, or a
+# selection for large k). The
 # softmax axis is brought last in memory (Layout.rows): x is read in place when its memory
 # is laid out so, else staged once (a temporary of x's size: the results are only k wide).
 

@@ -58,12 +58,17 @@ def _preflight():
         from numba import cuda
         from numba.cuda.core import config
     except ImportError:
-        return None, "numba-cuda is not installed"
+        return None, ("numba-cuda is not installed: these real-GPU tests need it and a GPU "
+                      "(pip install -e '.[cuda12]' on a GPU machine)")
     if config.ENABLE_CUDASIM:
-        return None, ("the CUDA simulator is on in this process; run this file on its own "
-                      "without NUMBA_ENABLE_CUDASIM")
+        return None, ("real-GPU test, but this process runs numba's CUDA simulator (turned "
+                      "on by tests/test_cuda_sim.py in a whole-suite run, or by "
+                      "NUMBA_ENABLE_CUDASIM=1): on a GPU machine run "
+                      "`python -m pytest tests/test_cuda_gpu.py -m gpu` in a process of its own")
     if not cuda.is_available():
-        return None, f"no CUDA GPU ({' '.join(str(cuda.cuda_error() or 'none found').split())})"
+        found = " ".join(str(cuda.cuda_error() or "none found").split())
+        return None, (f"no CUDA GPU on this machine ({found}): these tests run on a GPU machine; "
+                      "the kernels are checked here under the simulator (tests/test_cuda_sim.py)")
     from nbsoftmax.cuda import _runtime
 
     problem = _runtime.toolchain_problem()

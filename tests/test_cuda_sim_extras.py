@@ -14,10 +14,12 @@ if "numba.cuda" not in sys.modules:  # as in test_cuda_sim.py
     import numba.core.config
 
     numba.core.config.reload_config()
-cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+cuda = pytest.importorskip(
+    "numba.cuda", reason="numba-cuda is not installed (pip install -e '.[test]' brings it)")
 if not getattr(cuda, "FakeCUDAKernel", None):
-    pytest.skip("numba-cuda was imported without the simulator in this process "
-                "(run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_sim_extras.py)",
+    pytest.skip("numba-cuda was already imported for a real GPU in this process (by an "
+                "earlier test file), and the simulator can only be turned on before that: "
+                "run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_sim_extras.py",
                 allow_module_level=True)
 
 import nbsoftmax  # noqa: E402

@@ -210,7 +210,8 @@ def test_none_for_an_array_says_what_was_expected(call, name):
 
 @pytest.mark.parametrize("keepdims", ["no", "", 2, 1.0, None, [True]])
 def test_keepdims_must_be_a_bool(keepdims):
-    with pytest.raises(TypeError, match=re.escape(f"keepdims must be True or False, not {keepdims!r}")):
+    message = f"keepdims must be True or False, not {keepdims!r}"
+    with pytest.raises(TypeError, match=re.escape(message)):
         nbsoftmax.logsumexp(_x(), keepdims=keepdims)
 
 
@@ -227,7 +228,8 @@ XENT_CASES = [
     ("smoothing-none", dict(label_smoothing=None), TypeError, r"label_smoothing must be a real"),
     ("smoothing-nan", dict(label_smoothing=float("nan")), ValueError, r"between 0 and 1, not nan"),
     ("smoothing-big", dict(label_smoothing=1.5), ValueError, r"between 0 and 1, not 1.5"),
-    ("reduction-int", dict(reduction=1), TypeError, r"reduction must be one of .* \(a str\), not 1"),
+    ("reduction-int", dict(reduction=1), TypeError,
+     r"reduction must be one of .* \(a str\), not 1"),
     ("reduction-none-object", dict(reduction=None), TypeError, r"reduction must be one of"),
     ("reduction-unknown", dict(reduction="avg"), ValueError, r"reduction must be one of .*'avg'"),
     ("return-grad-str", dict(return_grad="yes"), TypeError,
@@ -235,7 +237,8 @@ XENT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kw,exc,match", [c[1:] for c in XENT_CASES], ids=[c[0] for c in XENT_CASES])
+@pytest.mark.parametrize("kw,exc,match", [c[1:] for c in XENT_CASES],
+                         ids=[c[0] for c in XENT_CASES])
 def test_cross_entropy_option_types(kw, exc, match):
     with pytest.raises(exc, match=match):
         _xent(**kw)
