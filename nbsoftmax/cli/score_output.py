@@ -11,7 +11,7 @@ an error, Ctrl-C or SIGTERM removes the temporaries. A run killed outright (SIGK
 loss) leaves them behind: the next run whose OUTPUT is in the same folder removes every such
 file whose process, on this host, no longer exists.
 
-The commit and the clean-up run with SIGINT and SIGTERM held back (delivered right after), so
+The commit and the clean-up run with SIGINT and SIGTERM held back (acted on right after), so
 that an interrupt lands either before OUTPUT is published (then nothing is left) or after
 (then OUTPUT is complete and ``published`` says so): the final message can tell the truth.
 """
@@ -84,17 +84,29 @@ def remove_stale_temporaries(directory):
 
 @contextlib.contextmanager
 def _interrupts_held():
-    """SIGINT and SIGTERM wait until the block ends (main thread, where the OS allows)."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    except (AttributeError, ValueError, OSError):  # no pthread_sigmask
-        previous = None
+    """SIGINT and SIGTERM wait until the block ends, then act as they would have.
+
+    At the Python level (the handlers are swapped), not with pthread_sigmask: a signal sent
+    to the process is delivered to any thread that does not block it (the kernels' worker
+    threads), and Python then runs its handler in the main thread all the same."""
+    caught = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, lambda number, frame: caught.append(number))
+        except ValueError:  # not the main thread: nothing to hold
+            pass
     try:
         yield
     finally:
-        if previous is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            handler = previous.get(caught[0])
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler != signal.SIG_IGN:
+                raise KeyboardInterrupt
 
 
 def _create_exclusive(path):
