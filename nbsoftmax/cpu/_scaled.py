@@ -84,18 +84,18 @@ def _sign_of_overload(sc):
     return lambda sc: sc[0]
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def key(xv, sc):
     """x * sign (exact: the sign, or a power of two for a large T, times x)."""
     return xv * sign_of(sc)
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _v_f32(u, m, inv):
     return np.float32((np.float64(u) - np.float64(m)) * inv)
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _v_f64(u, m, ih, il, post):
     d = u - m
     bv = d - u  # TwoSum(u, -m): e is the exact rounding error of d
@@ -108,17 +108,17 @@ def _v_f64(u, m, ih, il, post):
     return fma(d, ih, c) * post
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _wide_f32(u, m, inv):
     return (np.float64(u) - np.float64(m)) * inv
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _diff(u, m):
     return u - m
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _wide_diff_f32(u, m):
     return np.float64(u) - np.float64(m)
 
@@ -152,17 +152,17 @@ def _wide_value_overload(xv, m, sc):
     return lambda xv, m, sc: _wide_f32(key(xv, sc), m, sc[1])
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _g_f32(w, inv):
     return np.float32(np.float64(w) * inv)
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _g_f64(w, sp, ih, post):
     return ((w * abs(sp)) * ih) * post
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _same(w):
     return w
 
@@ -297,7 +297,7 @@ def softmax_row(x, mask, out, i, sc):
         store2(out, i, j, p)
 
 
-@njit(fastmath=False, error_model="numpy")
+@njit(fastmath=False, forceinline=True, error_model="numpy")
 def _log_f32(xv, m, sc, log_s):
     # one rounding of (x * sign - m) / T - log(s) (float32 with a temperature)
     return np.float32(_wide_f32(key(xv, sc), m, sc[1]) - log_s)
