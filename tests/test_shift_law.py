@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 import nbsoftmax
 from nbsoftmax.cli import main as cli_main
-from nbsoftmax.cli import score as _score
 from tests import checks, reference
 from tests._shift_law import CMAX, F32, F64, SHIFTS, Shift, logits, t_abs
 
@@ -137,10 +136,11 @@ LSE_OPTIONS = {
 def test_logsumexp(option, dtype, c, rng):
     x = logits(rng, SHAPE, dtype)
     kwargs = _options(rng, LSE_OPTIONS[option], SHAPE)
+    # weights in x's dtype (SciPy's rule: the result has the common dtype of x and b)
     if kwargs.get("b") == "positive":
-        kwargs["b"] = rng.uniform(0.1, 3.0, SHAPE[-1])
+        kwargs["b"] = rng.uniform(0.1, 3.0, SHAPE[-1]).astype(dtype)
     elif kwargs.get("b") == "signed":
-        kwargs["b"] = rng.uniform(-1.0, 1.0, SHAPE[-1])
+        kwargs["b"] = rng.uniform(-1.0, 1.0, SHAPE[-1]).astype(dtype)
     s = Shift(x, c)
     got0 = nbsoftmax.logsumexp(x, **kwargs)
     got1 = nbsoftmax.logsumexp(s.xs, **kwargs)
@@ -162,7 +162,8 @@ def test_logsumexp(option, dtype, c, rng):
         where = kwargs.get("where")
         if where is not None:
             w = np.where(where, w, 0.0)
-        amp = (np.abs(w).sum(-1) / np.abs(w.sum(-1)))[finite.reshape(-1)]
+        with np.errstate(divide="ignore", invalid="ignore"):  # (fully masked rows: 0 / 0)
+            amp = (np.abs(w).sum(-1) / np.abs(w.sum(-1)))[finite.reshape(-1)]
         allowed = allowed + np.expm1(2 * s.e) * amp
     assert np.all(err <= allowed), (f"logsumexp({option}) at shift {c}: moved by "
                                     f"{float(err.max()):.3g}, allowed {float(allowed.min()):.3g}")
@@ -419,22 +420,19 @@ def test_layers(layer_type, temperature, dtype, c, rng):
 # ------------------------------------------------------------------ nbsoftmax score
 
 
-@pytest.fixture
-def fresh_process_memory(monkeypatch):
-    # as tests/test_score.py: in-process runs see a fresh process's memory, not the suite's
-    monkeypatch.setattr(_score, "_peak_rss", lambda: 200 * 2**20)
-
-
 @pytest.mark.parametrize("dtype,c", [(F32, 1e6), (F32, -1e6), (F64, 2.0**45)],
                          ids=["float32-1e6", "float32--1e6", "float64-2**45"])
 @pytest.mark.parametrize("mode", ["softmax", "log", "top-k"])
-def test_score_cli(mode, dtype, c, tmp_path, rng, fresh_process_memory):
+def test_score_cli(mode, dtype, c, tmp_path, rng):
     x = logits(rng, (30, 17), dtype)
     s = Shift(x, c)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "xs.npy", s.xs)
     suffix = ".npz" if mode == "top-k" else ".npy"
     extra = {"softmax": [], "log": ["--log"], "top-k": ["--top-k", "4"]}[mode]
+    # in-process runs count the test process's memory (over 1 GB late in a full run) against
+    # the limit: a generous one keeps these few kB from failing for that
+    extra += ["--memory-limit", "16GB"]
     for name in ("x", "xs"):
         source, output = tmp_path / f"{name}.npy", tmp_path / f"{name}_out{suffix}"
         assert cli_main(["score", str(source), "-o", str(output), *extra]) == 0
