@@ -200,3 +200,29 @@ def test_softmax_topk_special_values():
     np.testing.assert_allclose(host(probs), want_p, rtol=1e-13)
     with pytest.raises(ValueError, match="k=5"):
         nbsoftmax.softmax_topk(cuda.to_device(x), 5)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmax_backward"])
+def test_mask_inside_out(rng, name):
+    """A device mask whose bytes lie inside out (a bool view of out's memory) gives the results
+    of the same mask held apart (issue 10 item 5 on the GPU): the mask is read before writing."""
+    shape = (4, 150)
+    x = rng.standard_normal(shape).astype(np.float32)
+    values = rng.random(shape) < 0.6
+    values[2] = False  # a fully masked row
+    out = cuda.to_device(np.zeros(shape, np.float32))
+    # out's first bytes, seen as a bool mask: writing out's first rows would destroy it
+    mask = out.reshape(out.size).view(np.uint8)[:out.size].view(np.bool_).reshape(shape)
+    mask.copy_to_device(values)
+    apart = cuda.to_device(values.copy())
+    func = getattr(nbsoftmax, name)
+    if name == "softmax_backward":
+        y = np.ascontiguousarray(reference.softmax_where(x, -1, values), dtype=np.float32)
+        g = rng.standard_normal(shape).astype(np.float32)
+        want = host(func(cuda.to_device(g), cuda.to_device(y), where=apart))
+        got = func(cuda.to_device(g), cuda.to_device(y), where=mask, out=out)
+    else:
+        want = host(func(cuda.to_device(x), where=apart))
+        got = func(cuda.to_device(x), where=mask, out=out)
+    assert got is out
+    np.testing.assert_array_equal(host(out), want)

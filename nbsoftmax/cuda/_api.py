@@ -336,7 +336,10 @@ def _broadcast_mask(md, shape, rd, stream):
                          f"input's shape {tuple(shape)}") from None
     size = int(np.prod(shape, dtype=np.int64))
     element_strides = tuple(s // rd.dtype.itemsize for s in rd.strides)
-    if md.shape == tuple(shape) and md.strides == element_strides:
+    # Read in place only when the kernels' writes cannot reach the mask's bytes: a mask that
+    # lies inside the result is staged first, as if every input were read before writing.
+    if (md.shape == tuple(shape) and md.strides == element_strides
+            and not _arrays.overlaps(md, rd)):
         return _arrays.flat_view(md.ptr, size, np.dtype(np.uint8), md.obj)
     lead = len(shape) - len(md.shape)
     strides = (0,) * lead + tuple(0 if e == 1 and t != 1 else st
