@@ -13,7 +13,6 @@ is left out of the runs and computed as one dense row by ``cpu.run``, which spli
 row among threads: a segment and the dense row of the same entries share their kernels.
 """
 
-import threading
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from . import _dispatch, _dtypes, _threading
 
 _OPS = ("softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward")
 _compiled = {}
-_lock = threading.Lock()
+_lock = _threading.ForkSafeLock(compile_guard=True)  # guards compiles: see _threading
 TASKS_PER_THREAD = 4
 
 

@@ -104,3 +104,32 @@ def test_fork_while_another_thread_compiles(tmp_path):
     out = run_python(_FORK_WHILE_COMPILING, env={"NUMBA_CACHE_DIR": tmp_path / "cache"},
                      timeout=120)
     assert out.strip().splitlines()[-1] == "child 0"
+
+
+def test_every_lock_of_the_package_is_fork_safe():
+    """Issue 11 item 1: a lock held by a thread that does not exist in a forked child blocks
+    the child forever, so every lock the package keeps beyond one call is a
+    _threading.ForkSafeLock. Read from the source (importing the CUDA modules here would turn
+    numba-cuda on for a real GPU in this test process)."""
+    import ast
+    import pathlib
+
+    import nbsoftmax
+
+    root = pathlib.Path(nbsoftmax.__file__).parent
+    plain = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "_threading.py":
+            continue  # ForkSafeLock itself wraps threading's locks
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and isinstance(node.value.func, ast.Attribute)
+                    and node.value.func.attr in ("Lock", "RLock")
+                    and isinstance(node.value.func.value, ast.Name)
+                    and node.value.func.value.id == "threading"):
+                targets = [ast.unparse(t) for t in node.targets]
+                # a lock in a local variable of one call lives and dies with that call
+                if any("." in t or t.isupper() or t.startswith("_") for t in targets):
+                    plain.append(f"{path.relative_to(root)}:{node.lineno} {targets}")
+    assert not plain, plain

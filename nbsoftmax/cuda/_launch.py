@@ -26,10 +26,10 @@ simulator tests use it so that tiny inputs cross warp, block and split boundarie
 
 import dataclasses
 import functools
-import threading
 
 import numpy as np
 
+from .._threading import ForkSafeLock
 from . import _ops, _variants, _workspace
 from ._runtime import SIMULATOR, compile_kernel, cuda, device_id, multiprocessor_count
 
@@ -112,7 +112,7 @@ def _items_cap(op, itemsize):
 # ------------------------------------------------------------------ compiled kernels
 
 _compiled = {}
-_compile_lock = threading.Lock()
+_compile_lock = ForkSafeLock()  # a forked child gets it fresh (nbsoftmax._threading)
 
 
 def get(key):

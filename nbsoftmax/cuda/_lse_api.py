@@ -8,17 +8,17 @@ the CPU dispatch's checks and staging (``nbsoftmax._logsumexp``) and run these k
 copies. The kernels (``_kernels_lse``) are compiled per variant on first use.
 """
 
-import threading
 
 import numpy as np
 
+from .._threading import ForkSafeLock
 from .. import _dispatch, _dtypes, _logsumexp
 from .._layout import Layout
 from . import _api, _runtime
 from . import _kernels_lse as K
 
 _compiled = {}
-_lock = threading.Lock()
+_lock = ForkSafeLock()  # a forked child gets it fresh (nbsoftmax._threading)
 
 
 def _kernel(kind, dtype, weighted=False, masked=False, signed=False):

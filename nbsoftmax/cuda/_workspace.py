@@ -22,6 +22,7 @@ import numpy as np
 
 from ._arrays import allocation_stream, stream_handle
 from ._runtime import SIMULATOR, cuda, device_id
+from .._threading import ForkSafeLock
 
 PER_THREAD_HANDLES = frozenset({0, 2})
 MIN_ELEMENTS = 1024
@@ -34,7 +35,7 @@ class Workspace:
 
     def __init__(self):
         self.buffer = None
-        self.lock = threading.Lock()
+        self.lock = ForkSafeLock()
         self.retired = []  # (event, buffer) of outgrown buffers, until their stream passes
 
     def take(self, size, stream):
@@ -55,7 +56,7 @@ def _allocate(size, stream):
 
 _shared = {}
 _local = threading.local()
-_lock = threading.Lock()
+_lock = ForkSafeLock()  # a forked child gets it fresh (nbsoftmax._threading)
 
 
 def workspace(stream):
