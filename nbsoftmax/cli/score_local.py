@@ -34,7 +34,15 @@ def warm_up(job):
         return
     import nbsoftmax
 
-    nbsoftmax.precompile(dtypes=(job.dtype.name,), ops=(job.op,))
+    from .. import _precompile
+    from ..cpu import _variants
+
+    # Only the plain kernels of this op and dtype: score passes no where= or temperature=,
+    # and nbsoftmax.precompile(ops=(op,)) would also build those variants (8 or more extra
+    # compiles on a cold cache, minutes on a loaded 2-core machine).
+    _precompile.precompile([
+        v for v in _variants.variants((job.op,), (job.dtype.name,))
+        if v.family != "elementwise" or v.args[1] in _variants.PLAIN_LAYOUTS])
     if job.top_k is not None:  # the top-k kernel of this dtype (what precompile may skip)
         nbsoftmax.softmax_topk(np.zeros((1, 2), job.dtype), 1)
 

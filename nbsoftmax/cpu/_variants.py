@@ -24,7 +24,7 @@ import numpy as np
 # signed, parallel: _lse_run._kernel); driver: the _drivers function's name.
 Variant = namedtuple("Variant", "family args driver")
 
-_PLAIN_LAYOUTS = ("rows", "rows_general", "block", "short", "columns", "split")
+PLAIN_LAYOUTS = ("rows", "rows_general", "block", "short", "columns", "split")
 
 # Public names besides the backend's ops (cpu._OPS), and what each of them runs.
 EXTRA_OPS = ("softmin", "cross_entropy", "softmax_topk")
@@ -133,7 +133,7 @@ def variants(ops, dtypes):
                 if op == "logsumexp_backward":
                     continue
             kernel_op, layouts = (("softmax", _scaled_layouts()) if op == "softmin"
-                                  else (op, _PLAIN_LAYOUTS + _scaled_layouts()))
+                                  else (op, PLAIN_LAYOUTS + _scaled_layouts()))
             if kernel_op not in _OPS:
                 raise ValueError(f"unknown op {op!r}")
             for layout in layouts:
