@@ -82,7 +82,10 @@ def test_damaged_deflate_stream(tmp_path, capsys, monkeypatch):
     for at in range(400, 460):  # inside the deflate data, past the .npy header
         blob[at] ^= 0x5A
     (tmp_path / "bad.npz").write_bytes(bytes(blob))
-    err = one_error_line(capsys, tmp_path / "bad.npz", "-o", tmp_path / "y.npy")
+    # an explicit limit: the test process (an xdist worker) may already hold more than the
+    # default 1 GB, which would be refused before the archive is read
+    err = one_error_line(capsys, tmp_path / "bad.npz", "-o", tmp_path / "y.npy",
+                         "--memory-limit", "16GB")
     assert f"INPUT {tmp_path / 'bad.npz'} [logits] is damaged" in err, err
     assert sorted(os.listdir(tmp_path)) == ["bad.npz", "x.npz"]  # no temporary left
 

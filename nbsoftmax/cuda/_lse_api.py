@@ -15,13 +15,16 @@ from .._threading import ForkSafeLock
 from .. import _dispatch, _dtypes, _logsumexp
 from .._layout import Layout
 from . import _api, _runtime
-from . import _kernels_lse as K
 
 _compiled = {}
 _lock = ForkSafeLock()  # a forked child gets it fresh (nbsoftmax._threading)
 
 
 def _kernel(kind, dtype, weighted=False, masked=False, signed=False):
+    # imported on first launch: without numba-cuda (or a GPU) nbsoftmax.cuda must still
+    # import, so that device="cuda" raises its TypeError
+    from . import _kernels_lse as K
+
     key = (kind, np.dtype(dtype), weighted, masked, signed)
     kernel = _compiled.get(key)
     if kernel is None:
@@ -45,6 +48,10 @@ def _kernel(kind, dtype, weighted=False, masked=False, signed=False):
 
 
 def _launch(kernel, slices, n, stream):
+    # imported on first launch: without numba-cuda (or a GPU) nbsoftmax.cuda must still
+    # import, so that device="cuda" raises its TypeError
+    from . import _kernels_lse as K
+
     from . import _launch as L
 
     cap = min(L._limits.max_threads, K.BOUNDS[0])
