@@ -1,10 +1,14 @@
 """nbsoftmax: numerically stable softmax, log-softmax and their gradients as Numba kernels.
 
-The public functions live here; ``nbsoftmax._dispatch`` owns validation, axes, dtypes and the
+The public functions live here; ``nbsoftmax.dispatch.core`` owns validation, axes, dtypes and the
 choice of kernel, and ``nbsoftmax.cpu`` / ``nbsoftmax.cuda`` hold the kernels.
 """
 
-from . import _args, _dispatch, _logsumexp, _scalars, _threading
+from . import _threading
+from .dispatch import args as _args
+from .dispatch import core as _dispatch
+from .dispatch import logsumexp as _logsumexp
+from .dispatch import scalars as _scalars
 from ._layers import LogSoftmax, Softmax
 from .segment import (segment_log_softmax, segment_log_softmax_backward, segment_logsumexp,
                       segment_softmax, segment_softmax_backward)
@@ -685,7 +689,8 @@ def precompile(dtypes=("float32", "float64", "float16"), ops=None, *, processes=
     >>> nbsoftmax.precompile(dtypes="float32", ops="softmax_topk")["kernels"]  # serial, parallel
     2
     """
-    from . import _dtypes, _precompile
+    from . import _precompile
+    from .dispatch import dtypes as _dtypes
     from .cpu import _variants
 
     if isinstance(dtypes, (str, type)) or hasattr(dtypes, "kind"):  # one dtype

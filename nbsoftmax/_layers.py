@@ -6,7 +6,8 @@ functions, so they run on whatever backend the arrays select (host arrays on the
 device arrays on the GPU).
 """
 
-from . import _args, _dispatch
+from .dispatch import args as _args
+from .dispatch import core as _dispatch
 
 
 class _SoftmaxLayer:

@@ -33,8 +33,9 @@ from dask.array.utils import meta_from_array
 
 import nbsoftmax
 
-from . import _blockstats, _dtypes
-from ._dispatch import normalize_axes
+from . import _blockstats
+from .dispatch import dtypes as _dtypes
+from .dispatch.core import normalize_axes
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward"]
 

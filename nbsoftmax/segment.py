@@ -12,8 +12,9 @@ CUDA device arrays run on the GPU (``nbsoftmax.cuda``); host arrays on the CPU, 
 with threads sharing the work by element counts (skewed lengths stay balanced).
 """
 
-from . import _dispatch, _segment_dispatch
-from ._segment_dispatch import precompile
+from .dispatch import core as _dispatch
+from .dispatch import segment as _segment_dispatch
+from .dispatch.segment import precompile
 
 __all__ = [
     "segment_softmax",

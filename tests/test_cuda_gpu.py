@@ -172,7 +172,7 @@ def _sample(a, axis, count=48):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 def test_every_strategy_at_the_benchmark_shapes(cuda, rng, dtype):
-    from nbsoftmax import _layout
+    from nbsoftmax.dispatch import layout as _layout
     from nbsoftmax.cuda import _launch
 
     plans = set()

@@ -107,7 +107,7 @@ STRATEGIES = [
 @pytest.mark.parametrize("shape,axis,strategy", STRATEGIES, ids=[s[2] + str(s[0]) for s in STRATEGIES])
 def test_forward_strategies(rng, shape, axis, strategy):
     x = rng.standard_normal(shape).astype(np.float32) * 4
-    layout = nbsoftmax._layout.Layout(shape, x.strides, (axis % len(shape),))
+    layout = nbsoftmax.dispatch.layout.Layout(shape, x.strides, (axis % len(shape),))
     assert _launch._plan("softmax", x.dtype, layout.outer, layout.n, layout.inner)[0] == strategy
     d = cuda.to_device(x)
     got = nbsoftmax.softmax(d, axis=axis)

@@ -266,7 +266,7 @@ def test_axis_beyond_a_c_long_is_an_axis_error(name, call, axis):
         call(axis=axis)
 
 
-# Masked arrays: decided (nbsoftmax._args.unmasked) that a mask is never read implicitly;
+# Masked arrays: decided (nbsoftmax.dispatch.args.unmasked) that a mask is never read implicitly;
 # one with masked entries is refused with the explicit spelling (where=), one without any
 # is its data.
 def _masked():

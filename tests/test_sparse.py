@@ -1,5 +1,5 @@
 """softmax / log_softmax of scipy.sparse arrays and matrices over their stored entries
-(nbsoftmax/_sparse.py): same format and structure, implicit entries take no part, against
+(nbsoftmax/dispatch/sparse.py): same format and structure, implicit entries take no part, against
 a dense float64 reference with the implicit entries at -inf, and torch.sparse (where
 installed) through the segment tests' oracle.
 """

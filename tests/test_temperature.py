@@ -154,7 +154,7 @@ def test_plain_calls_use_the_plain_kernels(rng):
 
 
 # ------------------------------------------------------------------ issue 10 item 1
-# The exponent is (x * sign - max) / T rounded once (nbsoftmax._temperature), so the plain
+# The exponent is (x * sign - max) / T rounded once (nbsoftmax.dispatch.temperature), so the plain
 # kernels' bounds (tests/checks.BOUNDS, t the exact scaled difference) hold for any T > 0,
 # at any offset, and tiny/huge T give the one-hot/uniform limits instead of 0 or overflow.
 

@@ -1,4 +1,4 @@
-"""torch CPU tensors in, torch tensors out (nbsoftmax._torch_cpu), for every public function.
+"""torch CPU tensors in, torch tensors out (nbsoftmax.dispatch.torch_cpu), for every public function.
 
 The checks run in a fresh interpreter (as tests/test_oracles.py does): torch would otherwise
 stay loaded in the test process, whose memory tests/test_score.py measures. They skip where

@@ -65,7 +65,7 @@ class Job:
     limit."""
 
     def __init__(self, args):
-        from .. import _dtypes
+        from ..dispatch import dtypes as _dtypes
         from .arrayfile import ArrayFile
 
         self.memory_limit = parse_size(args.memory_limit)

@@ -8,7 +8,7 @@ to the entries where ``mask`` is True. They are separate kernels rather than bra
 select (``_math.select``), never a multiply: a masked NaN or inf cannot leak into a row's
 statistics.
 
-``sc``, the scaling, is what ``nbsoftmax._temperature.kernel_scaling`` made of the call's
+``sc``, the scaling, is what ``nbsoftmax.dispatch.temperature.kernel_scaling`` made of the call's
 temperature, in the compute type (``compute_scaling``): the sign alone without a temperature
 (the exponent is then ``x * sign - max``, the plain kernels' arithmetic), or a tuple
 ``(sp, ih, il, post)`` with one. Its type selects the variant at compile time. Every pass
@@ -16,7 +16,7 @@ gets its exponent from the one function ``value`` (and the max pass its key from
 compiled with ``fastmath=False``: a pass with the reductions' fast-math flags must not fuse
 ``x * s - m`` into an FMA that another pass rounds differently (the cause of row sums of
 1.04 with ``temperature=0.7`` before, issue 10 item 1). How ``value`` rounds
-``(x * sign - max) / T`` once for any T is described in ``nbsoftmax._temperature``.
+``(x * sign - max) / T`` once for any T is described in ``nbsoftmax.dispatch.temperature``.
 
 Conventions (those of ``jax.nn.softmax(where=)``): masked entries give probability 0
 (log_softmax: -inf; the backward passes: exactly 0) and do not count in the row's max or

@@ -1,6 +1,6 @@
 """CUDA backend: the public functions as numba-cuda kernels, for device arrays and ``device="cuda"``.
 
-``nbsoftmax._dispatch`` calls these with the public functions' arguments when an argument
+``nbsoftmax.dispatch.core`` calls these with the public functions' arguments when an argument
 exposes ``__cuda_array_interface__`` (numba, CuPy, PyTorch CUDA) or the caller passed
 ``device="cuda"``; users call ``nbsoftmax.softmax`` etc., not these. Importing this package
 does not touch the GPU; numba-cuda itself is optional (``pip install "nbsoftmax[cuda12]"``),
@@ -18,7 +18,7 @@ reductions), ``_runtime`` (numba-cuda import and device facts).
 
 from . import _api
 
-# temperature=/where= calls, cross_entropy, softmax_topk: routed here by nbsoftmax._dispatch
+# temperature=/where= calls, cross_entropy, softmax_topk: routed here by nbsoftmax.dispatch.core
 from ._api import (  # noqa: E402,F401
     cross_entropy,
     masked_logsumexp,

@@ -1,8 +1,8 @@
 """The GPU half of the dispatch layer: validation, layouts, allocation and staging of a call.
 
-``nbsoftmax._dispatch`` routes a call here when an argument is a CUDA device array or
+``nbsoftmax.dispatch.core`` routes a call here when an argument is a CUDA device array or
 ``device="cuda"`` was asked for. The rules are the CPU path's, reused from
-``nbsoftmax._dispatch`` / ``_dtypes`` / ``_layout``; what differs is where memory lives:
+``nbsoftmax.dispatch.core`` / ``_dtypes`` / ``_layout``; what differs is where memory lives:
 
 - Device arrays: the kernels read the input in place when it is dense, of the result dtype
   and its softmax axes are adjacent in memory (C, F, any transpose; ``_layout``); the result
@@ -20,8 +20,11 @@ import inspect
 
 import numpy as np
 
-from .. import _dispatch, _dtypes, _temperature, _xent_args
-from .._layout import Layout, _c_strides
+from ..dispatch import core as _dispatch
+from ..dispatch import dtypes as _dtypes
+from ..dispatch import temperature as _temperature
+from ..dispatch import xent as _xent_args
+from ..dispatch.layout import Layout, _c_strides
 from . import _runtime
 
 # ------------------------------------------------------------------ entry
@@ -123,7 +126,7 @@ def _dense_layout(d, axes):
 
 
 def _default_strides(shape, axes, itemsize):
-    """Byte strides of nbsoftmax._layout.Layout.default: C order, or softmax axes last."""
+    """Byte strides of nbsoftmax.dispatch.layout.Layout.default: C order, or softmax axes last."""
     from ._arrays import c_strides
 
     if Layout(shape, c_strides(shape, 1), axes).ok:

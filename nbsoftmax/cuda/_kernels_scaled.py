@@ -9,7 +9,7 @@ warp/block/split kernels; these serve only calls with ``temperature=`` or ``wher
 ``mask`` is a flat uint8 array of x's size (a bool array's bytes); ``masked`` is a
 compile-time constant, so the unmasked variant carries no mask loads.
 
-``scaling`` is ``nbsoftmax._temperature.kernel_scaling``'s tuple ``(sp, ih, il, post)``, or
+``scaling`` is ``nbsoftmax.dispatch.temperature.kernel_scaling``'s tuple ``(sp, ih, il, post)``, or
 ``(sign, 1, 0, 1)`` without a temperature (then ``value`` is ``x * sign - max`` exactly as the
 plain kernels round it). Every pass gets its exponent from the one device function of
 ``scaled_value`` — ``(x * sign - max) / T`` rounded once, any T > 0 (see ``_temperature``) —

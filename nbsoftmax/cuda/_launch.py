@@ -1,7 +1,7 @@
 """Which kernel runs a call, with which launch configuration, and their compiled variants.
 
 ``run`` is the one entry point of the plain ops: it takes flat C-contiguous device views and
-the ``(outer, n, inner)`` geometry that ``nbsoftmax._layout`` found, picks a strategy, and
+the ``(outer, n, inner)`` geometry that ``nbsoftmax.dispatch.layout`` found, picks a strategy, and
 enqueues the launches on ``stream``:
 
 ================================  =======================================================

@@ -4,7 +4,7 @@ Device arrays in, device arrays out, no host round trip: inputs the kernels cann
 place (another dtype, a broadcast ``b``, gaps) are staged once by the strided copy kernel,
 in the memory order of x when x is dense (any axis: the kernels read ``(outer, n, inner)``
 slices), else C order with the reduced axes last. Host arrays with ``device="cuda"`` take
-the CPU dispatch's checks and staging (``nbsoftmax._logsumexp``) and run these kernels on
+the CPU dispatch's checks and staging (``nbsoftmax.dispatch.logsumexp``) and run these kernels on
 copies. The kernels (``_kernels_lse``) are compiled per variant on first use.
 """
 
@@ -12,8 +12,10 @@ copies. The kernels (``_kernels_lse``) are compiled per variant on first use.
 import numpy as np
 
 from .._threading import ForkSafeLock
-from .. import _dispatch, _dtypes, _logsumexp
-from .._layout import Layout
+from ..dispatch import core as _dispatch
+from ..dispatch import dtypes as _dtypes
+from ..dispatch import logsumexp as _logsumexp
+from ..dispatch.layout import Layout
 from . import _api, _runtime
 
 _compiled = {}

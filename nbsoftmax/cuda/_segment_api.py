@@ -9,7 +9,7 @@ TypeError that says so (sort by segment on the host, or use the CPU path).
 
 import numpy as np
 
-from .. import _segment_dispatch
+from ..dispatch import segment as _segment_dispatch
 from ._runtime import cuda, require
 
 THREADS_PER_BLOCK = 128  # 4 warps per segment; a multiple of 32 (the device functions' rule)

@@ -119,7 +119,7 @@ def source(key):
         else:
             fn = K.scaled_forward(code, compute_dtype(dtype), masked)
             args = (arr, mask, arr)
-        # scaling (sp, ih, il, post): nbsoftmax._temperature.kernel_scaling
+        # scaling (sp, ih, il, post): nbsoftmax.dispatch.temperature.kernel_scaling
         sig = t.void(*args, t.UniTuple(t.float64, 4), t.int64, t.int64, t.int64)
     elif family == "xent":
         from . import _kernels_xent as K

@@ -13,12 +13,14 @@ already are laid out so, else staged once.
 
 import numpy as np
 
-from . import _args, _dtypes, _torch_cpu
-from ._layout import Layout
+from . import args as _args
+from . import dtypes as _dtypes
+from . import torch_cpu as _torch_cpu
+from .layout import Layout
 
 
 def _d():
-    from . import _dispatch  # (imported late: _dispatch imports this module)
+    from . import core as _dispatch  # (imported late: _dispatch imports this module)
 
     return _dispatch
 
@@ -67,7 +69,7 @@ def logsumexp(x, axis, keepdims, b, return_sign, where, device=None, stream=None
     if d._on_gpu(device, x, b, where):
         return d._cuda_backend().logsumexp_general(x, axis, keepdims, b, return_sign, where,
                                                    device, stream)
-    from .cpu import _lse_run
+    from ..cpu import _lse_run
 
     return general(x, axis, keepdims, b, return_sign, where, _lse_run.run_lse)
 
@@ -124,7 +126,7 @@ def logsumexp_backward(grad_output, x, axis, keepdims, out, where, device=None, 
     if d._on_gpu(device, grad_output, x, out, where):
         return d._cuda_backend().logsumexp_backward(grad_output, x, axis, keepdims, out, where,
                                                     device, stream)
-    from .cpu import _lse_run
+    from ..cpu import _lse_run
 
     return backward(grad_output, x, axis, keepdims, out, where, _lse_run.run_lse_backward)
 

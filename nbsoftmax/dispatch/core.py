@@ -19,8 +19,13 @@ import sys
 
 import numpy as np
 
-from . import _args, _dtypes, _logsumexp, _temperature, _torch_cpu, _xent_args
-from ._layout import Layout
+from . import args as _args
+from . import dtypes as _dtypes
+from . import logsumexp as _logsumexp
+from . import temperature as _temperature
+from . import torch_cpu as _torch_cpu
+from . import xent as _xent_args
+from .layout import Layout
 
 try:  # NumPy >= 2.0
     from numpy.lib.array_utils import normalize_axis_tuple
@@ -38,7 +43,7 @@ def _is_device_array(obj):
 
 
 def _cuda_backend():
-    from . import cuda  # imported on first GPU call only: nothing probes a device at import
+    from .. import cuda  # imported on first GPU call only: nothing probes a device at import
 
     return cuda
 
@@ -51,7 +56,7 @@ def _on_gpu(device, *arrays):
 
 
 def _cpu_backend():
-    from . import cpu
+    from .. import cpu
 
     return cpu
 
@@ -198,7 +203,7 @@ def _fast_rows(op, x, axis, out):
     elif not flags.writeable:
         return None  # out=x read-only: the general path raises
     if _cpu is None:
-        from . import cpu as _cpu_module
+        from .. import cpu as _cpu_module
 
         _cpu = _cpu_module
     if ndim == 2:
@@ -213,8 +218,8 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None, *, where=None
                 temperature=None):
     """softmax / log_softmax: result of x's shape."""
     sparse = sys.modules.get("scipy.sparse") if type(x) is not np.ndarray else None
-    if sparse is not None and sparse.issparse(x):  # stored entries only: nbsoftmax._sparse
-        from . import _sparse
+    if sparse is not None and sparse.issparse(x):  # stored entries only: nbsoftmax.dispatch.sparse
+        from . import sparse as _sparse
         return _sparse.elementwise(op, x, axis, dtype, out, where, temperature, device)
     if where is not None or temperature is not None:
         return scaled(op, x, axis, dtype, out, device, stream, where=where,
@@ -254,7 +259,7 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None, *, where=None
 
 def logsumexp(x, axis, keepdims, device=None, stream=None, *, where=None, b=None,
               return_sign=False):
-    if b is not None or return_sign is not False:  # the general kernels: nbsoftmax._logsumexp
+    if b is not None or return_sign is not False:  # the general kernels: nbsoftmax.dispatch.logsumexp
         return _logsumexp.logsumexp(x, axis, keepdims, b, return_sign, where, device, stream)
     keepdims = _args.check_bool(keepdims, "keepdims")
     if _torch_cpu.involved(x, where):
@@ -374,7 +379,7 @@ def _kernel_form(arr3, reduced=False):
 
 # ------------------------------------------------------------------ temperature and where=
 # Calls with temperature= or where= (and softmin) run the kernels of nbsoftmax.cpu._scaled,
-# which read x * sign / T (nbsoftmax._temperature) and a bool mask over rows: the softmax
+# which read x * sign / T (nbsoftmax.dispatch.temperature) and a bool mask over rows: the softmax
 # axes are brought last in
 # memory (Layout.rows) whenever the given arrays are not already laid out so. x is staged
 # into the result as on the plain path. A mask that cannot be viewed in that layout (a

@@ -38,7 +38,7 @@ def _axis(axis, ndim):
 
 def elementwise(op, a, axis, dtype, out, where, temperature, device):
     """op ("softmax" / "log_softmax") of the stored entries of sparse a along axis."""
-    from . import segment
+    from .. import segment
 
     fmt = a.format
     if fmt not in _FORMATS:
@@ -56,7 +56,7 @@ def elementwise(op, a, axis, dtype, out, where, temperature, device):
         a.sum_duplicates()
     data = a.data
     if dtype is not None:
-        from . import _dtypes
+        from . import dtypes as _dtypes
 
         data = data.astype(_dtypes.requested_dtype(dtype))
     func = segment.segment_softmax if op == "softmax" else segment.segment_log_softmax

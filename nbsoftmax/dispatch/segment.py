@@ -16,7 +16,9 @@ row among threads: a segment and the dense row of the same entries share their k
 
 import numpy as np
 
-from . import _dispatch, _dtypes, _threading
+from .. import _threading
+from . import core as _dispatch
+from . import dtypes as _dtypes
 
 _OPS = ("softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward")
 _compiled = {}
@@ -45,7 +47,7 @@ def _kernel(name, dtype, parallel):
                 import numba
                 from numba import types
 
-                from .cpu import _cache, _segment
+                from ..cpu import _cache, _segment
 
                 source = getattr(_segment, f"{name}_{'parallel' if parallel else 'serial'}")
                 st = types.float32 if np.dtype(dtype) == np.float32 else types.float64
@@ -71,7 +73,7 @@ def _kernel(name, dtype, parallel):
 
 def _run(name, dtype, args, elements, segments):
     """Run a segment driver: parallel where the size and the threading layer allow it."""
-    from . import cpu
+    from .. import cpu
 
     if segments > 1 and elements >= cpu.PARALLEL_MIN_ELEMENTS and _threads() > 1:
         mode = _threading.parallel_mode()  # the policy of cpu._ParallelKernel
@@ -182,7 +184,7 @@ def _inverse_temperature(temperature):
 
 def _tasks(offsets, n, row_bytes, threads):
     """(task_bounds, max_len, long segment indices) for the kernels (see the module notes)."""
-    from . import cpu
+    from .. import cpu
 
     segments = offsets.size - 1
     if threads <= 1 or segments <= 1:
@@ -229,7 +231,7 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
         else:
             _dispatch._cast_copy(work, src)
     else:
-        from .cpu import _segment
+        from ..cpu import _segment
 
         staged = np.ascontiguousarray(src, cdtype)
         if inv_t is None:
@@ -242,7 +244,7 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
                                        inv_t, work.reshape(-1, cols))
     _compute_forward(op, source, work, off)
     if m is not None:
-        from .cpu import _segment
+        from ..cpu import _segment
 
         _segment.finish_masked(work.reshape(-1), m.reshape(-1), 1.0,
                                0.0 if op == "softmax" else -np.inf)
@@ -265,7 +267,7 @@ def _rows2(a):
 def _compute_forward(op, source, work, off):
     """softmax / log_softmax of every segment of source (C-contiguous) into work (the same
     array, in place, or one of its shape)."""
-    from . import cpu
+    from .. import cpu
 
     n = work.shape[0]
     columns = work.ndim == 2
@@ -289,7 +291,7 @@ def logsumexp(x, offsets, segment_ids, num_segments, where):
     if mask is None:
         work = np.ascontiguousarray(src, cdtype)
     else:
-        from .cpu import _segment
+        from ..cpu import _segment
 
         m = np.broadcast_to(mask, x.shape)
         m = np.ascontiguousarray(m if order is None else m[order])
@@ -301,7 +303,7 @@ def logsumexp(x, offsets, segment_ids, num_segments, where):
     segs = off.size - 1
     result = np.empty((segs, cols), cdtype)
     if segs:
-        from . import cpu
+        from .. import cpu
 
         bounds, max_len, long_ids = _tasks(off, work.shape[0], work.itemsize * cols,
                                            _threads())
@@ -346,7 +348,7 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
     if m is None:
         _dispatch._cast_copy(work, gs)
     else:
-        from .cpu import _segment
+        from ..cpu import _segment
 
         _segment.stage_scaled(np.ascontiguousarray(gs, cdtype).reshape(-1), m.reshape(-1), 1.0,
                               0.0, work.reshape(-1))
@@ -356,7 +358,7 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
         yw = staged_y
     _compute_backward(op, work, yw, off)
     if m is not None or scale != 1.0:
-        from .cpu import _segment
+        from ..cpu import _segment
 
         _segment.finish_masked(work.reshape(-1), None if m is None else m.reshape(-1), scale,
                                0.0)
@@ -371,7 +373,7 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
 
 
 def _compute_backward(op, work, y, off):
-    from . import cpu
+    from .. import cpu
 
     n = work.shape[0]
     columns = work.ndim == 2
