@@ -1,50 +1,30 @@
-"""nbsoftmax.cuda.device inside user-style kernels, and the segment functions on device
-arrays, under numba's CUDA simulator (its own file: the simulator must be chosen before
-numba-cuda is first imported in the process; see test_cuda_sim.py). Rows of 100 entries
-cross the warp (32) and block (64 threads) boundaries, segments of 37 a 32-thread block's
-stride. Expected values come from tests/reference.py, so that no CPU kernel compiles
-here (the simulator is slow enough on its own). A last test
-compiles the same user kernels for a real sm_90 GPU in a fresh process (no GPU needed).
+"""nbsoftmax.cuda.device inside user-style kernels under numba's CUDA simulator (its own
+file: the simulator must be chosen before numba-cuda is first imported in the process; see
+test_cuda_sim.py; the segment functions on device arrays: test_cuda_sim_segment.py). Rows
+of 100 entries cross the warp (32) and block (64 threads) boundaries. Expected values come
+from tests/reference.py, so that no CPU kernel compiles here (the simulator is slow enough
+on its own). A last test compiles the same user kernels and the segment kernels for a real
+sm_90 GPU in a fresh process (no GPU needed).
 """
-
-import os
-import sys
 
 import numpy as np
 import pytest
 
-if "numba.cuda" not in sys.modules:
-    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
-    import numba.core.config
+from ._cudasim import simulated_cuda, small_blocks
 
-    numba.core.config.reload_config()
-cuda = pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
-if not getattr(cuda, "FakeCUDAKernel", None):
-    pytest.skip("numba-cuda was imported without the simulator in this process "
-                "(run NUMBA_ENABLE_CUDASIM=1 python -m pytest tests/test_cuda_sim_device.py)",
-                allow_module_level=True)
+cuda = simulated_cuda(__file__)
 
 import numba  # noqa: E402
 
-from nbsoftmax import segment  # noqa: E402
-from nbsoftmax.cuda import _segment_api, device  # noqa: E402
+from nbsoftmax.cuda import device  # noqa: E402
 from nbsoftmax.cuda.device import SCRATCH_SIZE  # noqa: E402
 
 from . import reference  # noqa: E402
 from .subproc import run_python  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def small_blocks():
-    previous = _segment_api.THREADS_PER_BLOCK
-    _segment_api.THREADS_PER_BLOCK = 32  # one warp: a segment of 37 loops within the block
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(5e-4)  # simulated threads poll for barriers: ~4x faster
-    yield
-    sys.setswitchinterval(interval)
-    _segment_api.THREADS_PER_BLOCK = previous
+pytestmark = [pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning"),
+              pytest.mark.usefixtures("small_blocks")]
+__all__ = ["small_blocks"]  # the fixture, imported for pytest
 
 
 # A user's kernels: one warp per row (rows past the end: the whole warp returns together),
@@ -108,50 +88,20 @@ def test_device_functions_in_place():
     # strided rows (a column of a C array) are covered by the 2-column segments below
 
 
-OFFSETS = np.array([0, 3, 3, 40, 60])  # an empty segment, one of 37 entries
-
-
-def _per_segment(func, *arrays):
-    """func (a tests.reference function along axis 0) on each non-empty segment; the CPU
-    segment kernels are not used here, so that this file compiles no CPU kernels."""
-    out = np.zeros(arrays[0].shape)
-    for b0, b1 in zip(OFFSETS[:-1], OFFSETS[1:]):
-        if b1 > b0:
-            out[b0:b1] = func(*(a[b0:b1] for a in arrays), 0)
-    return out
-
-
-def test_segments_on_device_arrays():
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((60, 2))
-    x[50, 1] = np.inf  # the last segment of column 1 is NaN
-    dx = cuda.to_device(x)
-    got = segment.segment_softmax(dx, cuda.to_device(OFFSETS))
-    assert getattr(got, "__cuda_ndarray__", False)
-    with np.errstate(invalid="ignore"):
-        np.testing.assert_allclose(got.copy_to_host(), _per_segment(reference.softmax, x),
-                                   rtol=1e-14, atol=1e-16)
-        lse = segment.segment_logsumexp(dx, OFFSETS).copy_to_host()
-        expected = [reference.logsumexp(x[b0:b1], 0) if b1 > b0 else [-np.inf] * 2
-                    for b0, b1 in zip(OFFSETS[:-1], OFFSETS[1:])]
-        np.testing.assert_allclose(lse, expected, rtol=1e-14)
-    x1 = x[:, 0].copy()
-    got = segment.segment_log_softmax(cuda.to_device(x1), OFFSETS).copy_to_host()
-    np.testing.assert_allclose(got, _per_segment(reference.log_softmax, x1), rtol=1e-14)
-    g = rng.standard_normal(60)
-    y = _per_segment(reference.softmax, x1)
-    for func, ref in ((segment.segment_softmax_backward, reference.softmax_backward),
-                      (segment.segment_log_softmax_backward, reference.log_softmax_backward)):
-        got = func(cuda.to_device(g), cuda.to_device(y), OFFSETS).copy_to_host()
-        np.testing.assert_allclose(got, _per_segment(ref, g, y), rtol=1e-13, atol=1e-16)
-
-
-def test_segments_on_device_unsupported_options():
-    dx = cuda.to_device(np.zeros(4))
-    with pytest.raises(TypeError, match="segment_ids= is not supported for CUDA"):
-        segment.segment_softmax(dx, segment_ids=np.zeros(4, int))
-    with pytest.raises(ValueError, match="non-decreasing"):
-        segment.segment_softmax(dx, [0, 3, 2, 4])
+def test_logsumexp_log1p_form():
+    """The dense kernels' log1p form: [0, -40] gives 4.2e-18 (m + log(c + r) gives 0.0),
+    float32 [0, -10] is within 1 ulp of the exact value, ties at the max are counted."""
+    rows = {np.float64: np.array([[0.0, -40.0, -np.inf], [2.0, 2.0, 2.0 - 1e-9]]),
+            np.float32: np.array([[0.0, -10.0, -np.inf], [1.0, 1.0, -3.0]], np.float32)}
+    for dtype, x in rows.items():
+        exact = np.logaddexp.reduce(x.astype(np.longdouble), axis=1)
+        for kernel, grid in ((warp_rows, (1, 64)), (block_rows, (2, 32))):
+            lse = np.zeros(2)
+            kernel[grid](x, np.zeros_like(x), lse, False)
+            got = lse.astype(dtype)
+            assert np.all(np.abs(got - exact) <= np.spacing(got.astype(dtype))), (got, exact)
+            if dtype is np.float64:
+                assert lse[0] == np.logaddexp(0.0, -40.0) == 4.248354255291589e-18
 
 
 _PTX_SCRIPT = """
@@ -185,6 +135,11 @@ for t in (float32, float64):
     cuda.compile_ptx(K.logsumexp_segments.py_func, (t[:, :], int64[::1], t[:, :]), cc=(9, 0))
     cuda.compile_ptx(K.backward_segments.py_func, (t[:, :], t[:, :], int64[::1], t[:, :],
                                                    boolean), cc=(9, 0))
+    cuda.compile_ptx(K.stage_segments.py_func, (t[:, :], int64[::1], boolean[:, :], int64[::1],
+                                                float64, boolean, boolean, boolean, float64,
+                                                t[:, ::1]), cc=(9, 0))
+    cuda.compile_ptx(K.finish_segments.py_func, (t[:, ::1], int64[::1], boolean[:, :], float64,
+                                                 boolean, boolean, float64, t[:, :]), cc=(9, 0))
     if t is float32:  # float32 rows: exp in float32 (ex2.approx.f32), no float64 exp call
         assert "ex2.approx" in ptx and "__nv_exp(" not in ptx, ptx[-3000:]
 print("ok")

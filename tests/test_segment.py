@@ -63,6 +63,20 @@ def test_segment_equals_dense_row():
             np.testing.assert_array_equal(lp[b0:b1], nbsoftmax.log_softmax(x[b0:b1, 0]))
 
 
+def test_logsumexp_log1p_form():
+    """The dense logsumexp's form m + log1p((c - 1) + r): [0, -40] keeps 4.2e-18 (m +
+    log(c + r) gives 0.0), ties at the max are counted; 1-D and column kernels alike."""
+    x = np.array([0.0, -40.0, 3.0, 3.0, 3.0 - 1e-9, -np.inf, 5.0])
+    off = np.array([0, 2, 6, 7])
+    exact = [np.logaddexp.reduce(x[b0:b1].astype(np.longdouble)) for b0, b1 in
+             zip(off[:-1], off[1:])]
+    for got in (segment.segment_logsumexp(x, off),
+                segment.segment_logsumexp(np.stack([x, x], axis=1), off)[:, 1]):
+        assert got[0] == np.logaddexp(0.0, -40.0) == 4.248354255291589e-18
+        # log1p, then + m: two roundings
+        assert np.all(np.abs(got - exact) <= 2 * np.spacing(got)), (got, exact)
+
+
 def test_segment_ids_any_order_match_offsets():
     x = _values()
     ids = np.repeat(np.arange(len(OFFSETS) - 1), np.diff(OFFSETS))
@@ -179,8 +193,10 @@ def test_skewed_lengths_parallel_float32():
     rng = np.random.default_rng(11)
     lengths = np.minimum(rng.zipf(1.6, 6000), 400)
     lengths[100] = 150_000  # > SPLIT_MIN_BYTES and over half the elements
+    lengths[5] = 2
     off = np.concatenate([[0], np.cumsum(lengths)])
     x = (rng.standard_normal(off[-1]) * 4).astype(np.float32)
+    x[off[5]:off[6]] = [0.0, -10.0]  # logsumexp within 1 ulp (the log1p form)
     p = segment.segment_softmax(x, off)
     np.testing.assert_allclose(p, _ref(reference.softmax, x, off), rtol=2e-6, atol=1e-9)
     np.testing.assert_array_equal(p[off[100]:off[101]], nbsoftmax.softmax(x[off[100]:off[101]]))
@@ -191,6 +207,8 @@ def test_skewed_lengths_parallel_float32():
                                segment.segment_softmax(xi, off), rtol=2e-6, atol=1e-9)
     lse = segment.segment_logsumexp(x, off)
     np.testing.assert_allclose(lse, _ref(reference.logsumexp, x, off), rtol=2e-6, atol=2e-6)
+    exact = np.float32(np.logaddexp(np.longdouble(0), np.longdouble(-10)))
+    assert abs(lse[5] - exact) <= np.spacing(exact)
 
 
 _TORCH_SCRIPT = """

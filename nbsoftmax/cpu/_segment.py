@@ -98,8 +98,10 @@ def log_softmax_range(x, out, b0, b1, in_place):
 
 @njit(error_model="numpy")
 def logsumexp_range(x, b0, b1):
-    m, s = S.online_stats(x, 0, b0, b1)
-    return m + math.log(s) if math.isfinite(m) else m
+    """The dense logsumexp of x[0, b0:b1] in float64: _slices' log1p form
+    m + log1p((c - 1) + r), which keeps [0, -40] at 4.2e-18 rather than 0."""
+    m, c, r = S.lse_stats(x, 0, b0, b1)
+    return S.lse_value(m, c, r)
 
 
 # ------------------------------------------------------------------------- drivers

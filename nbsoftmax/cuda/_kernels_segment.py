@@ -6,6 +6,15 @@ the rows ``offsets[k]:offsets[k + 1]``; block ``b`` takes segment ``b // C`` and
 the numerics of a dense row. One block per segment keeps a 1M-segment launch simple; short
 segments leave most of a block's threads idle (a warp-per-segment variant for them is the
 next step, see the README).
+
+``segment_ids=``, ``where=`` and ``temperature=`` run as on the CPU (``cpu._segment``):
+``stage_segments`` gathers the values in segment order (``order``, the stable sort of the
+ids), puts -inf (gradients: 0) at masked entries and, with a temperature, writes each
+segment's ``(x - max) / T`` computed in float64 and rounded once; the kernels above then run
+in place on that copy, and ``finish_segments`` scatters back, scales (backward: by 1 / T)
+and fills masked entries (0; log_softmax: -inf). ``gather``, ``masked`` and ``scaled`` are
+runtime flags (one compiled kernel per dtype); ``order``/``mask`` are placeholders without
+them.
 """
 
 import math
@@ -14,7 +23,7 @@ import numpy as np
 
 from . import device
 from .device import SCRATCH_SIZE
-from ._intrinsics import block_sum
+from ._intrinsics import block_max, block_sum, nan_max
 from ._runtime import cuda, device_function
 
 
@@ -64,3 +73,50 @@ def backward_segments(g, y, offsets, out, log):
             out[j, c] = g[j, c] - math.exp(y[j, c]) * d
         else:
             out[j, c] = y[j, c] * (g[j, c] - d)
+
+
+@cuda.jit
+def stage_segments(x, order, mask, offsets, inv_t, gather, masked, scaled, fill, out):
+    """out[j, c] = x[i, c] (i = order[j] with gather, else j), fill where not mask[i, c];
+    scaled: (x[i, c] - max) * inv_t in float64, max over the segment's unmasked entries."""
+    scratch = cuda.shared.array(SCRATCH_SIZE, np.float64)
+    k, c, b0, b1 = _segment_of_block(offsets, x.shape[1])
+    tid = cuda.threadIdx.x
+    step = cuda.blockDim.x
+    m = np.float64(0.0)
+    if scaled:  # the same for every thread of the block: the barriers are uniform
+        lane_max = np.float64(-math.inf)
+        for j in range(b0 + tid, b1, step):
+            i = order[j] if gather else j
+            if not masked or mask[i, c]:
+                lane_max = nan_max(lane_max, np.float64(x[i, c]))
+        m = block_max(lane_max, scratch)
+        if not math.isfinite(m):
+            m = np.float64(0.0)  # NaN and +inf reach the kernels as NaN; -inf stays -inf
+    fill_value = device._like(out, fill)
+    for j in range(b0 + tid, b1, step):
+        i = order[j] if gather else j
+        if not masked or mask[i, c]:
+            v = np.float64(x[i, c])
+            if scaled:
+                v = (v - m) * inv_t
+            out[j, c] = device._like(out, v)
+        else:
+            out[j, c] = fill_value
+
+
+@cuda.jit
+def finish_segments(work, order, mask, scale, gather, masked, fill, out):
+    """out[i, c] = work[j, c] * scale (i = order[j] with gather, else j), fill where not
+    mask[i, c]; one thread per element, grid-strided."""
+    cols = work.shape[1]
+    sc = device._like(out, scale)
+    fill_value = device._like(out, fill)
+    for e in range(cuda.grid(1), work.shape[0] * cols, cuda.gridsize(1)):
+        j = e // cols
+        c = e % cols
+        i = order[j] if gather else j
+        if not masked or mask[i, c]:
+            out[i, c] = work[j, c] * sc
+        else:
+            out[i, c] = fill_value

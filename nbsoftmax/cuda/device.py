@@ -76,6 +76,22 @@ def _lane_sum(row, n, first, step, m):
 
 
 @device_function
+def _lane_lse_sums(row, n, first, step, m):
+    """This thread's (sum of exp(row - m) over the entries below m, in the row's precision;
+    count of entries equal to m): the log1p form's r and c ((0, 0) where m is not finite)."""
+    r = _like(row, 0.0)
+    c = 0
+    if math.isfinite(m):
+        for j in range(first, n, step):
+            v = row[j]
+            if v < m:
+                r += math.exp(v - m)
+            else:
+                c += 1
+    return r, np.float64(c)
+
+
+@device_function
 def _warp_stats(row, n):
     """(max in the row's type, float64 sum of exp(row - max)), the same on every lane."""
     lane = cuda.threadIdx.x % WARP_SIZE
@@ -120,10 +136,36 @@ def _write_log_softmax(row_in, row_out, n, first, step, m, total):
         row_out[j] = (row_in[j] - m) - log_s
 
 
+# logsumexp in the log1p form of the dense kernels (cpu._slices, cuda._kernels_lse): with c
+# the count of entries equal to the max m and r the sum of exp(x - m) over the others, the
+# value is m + log1p((c - 1) + r), which keeps relative precision near 0 ([0, -40] gives
+# 4.2e-18 where m + log(c + r) gives 0.0: 1 + 4e-18 rounds to 1).
+
+
 @device_function
-def _logsumexp(m, total):
+def _lse_value(m, r, c):
     m64 = np.float64(m)
-    return m64 + math.log(total) if math.isfinite(m64) else m64
+    if not math.isfinite(m64):
+        return m64  # NaN stays NaN; +inf; all -inf or empty: -inf
+    return m64 + math.log1p((c - np.float64(1.0)) + r)
+
+
+@device_function
+def _warp_lse(row, n):
+    lane = cuda.threadIdx.x % WARP_SIZE
+    m = group_max(_lane_max(row, n, lane, WARP_SIZE), WARP_SIZE)
+    # (every lane shuffles, whatever m: the simulator's shuffles meet at block barriers)
+    r, c = _lane_lse_sums(row, n, lane, WARP_SIZE, m)
+    return _lse_value(m, group_sum(np.float64(r), WARP_SIZE), group_sum(c, WARP_SIZE))
+
+
+@device_function
+def _block_lse(row, n, scratch):
+    tid = cuda.threadIdx.x
+    step = cuda.blockDim.x
+    m = _like(row, block_max(_lane_max(row, n, tid, step), scratch))
+    r, c = _lane_lse_sums(row, n, tid, step, m)
+    return _lse_value(m, block_sum(np.float64(r), scratch), block_sum(c, scratch))
 
 
 # ------------------------------------------------------------------ public
@@ -146,8 +188,7 @@ def warp_log_softmax(row_in, row_out, n):
 @device_function
 def warp_logsumexp(row_in, n):
     """logsumexp(row_in[:n]) as float64, returned to every lane of the warp."""
-    m, total = _warp_stats(row_in, n)
-    return _logsumexp(m, total)
+    return _warp_lse(row_in, n)
 
 
 @device_function
@@ -167,5 +208,4 @@ def block_log_softmax(row_in, row_out, n, scratch):
 @device_function
 def block_logsumexp(row_in, n, scratch):
     """logsumexp(row_in[:n]) as float64, returned to every thread of the block."""
-    m, total = _block_stats(row_in, n, scratch)
-    return _logsumexp(m, total)
+    return _block_lse(row_in, n, scratch)
