@@ -4,10 +4,16 @@ The public functions live here; ``nbsoftmax.dispatch.core`` owns validation, axe
 choice of kernel, and ``nbsoftmax.cpu`` / ``nbsoftmax.cuda`` hold the kernels.
 """
 
+import sys as _sys
+
+import numpy as _np
+
 from . import _threading
 from .dispatch import args as _args
 from .dispatch import core as _dispatch
 from .dispatch import logsumexp as _logsumexp
+from .dispatch import loss as _loss
+from .dispatch import topk as _topk
 from .dispatch import scalars as _scalars
 from ._layers import LogSoftmax, Softmax
 from .segment import (segment_log_softmax, segment_log_softmax_backward, segment_logsumexp,
@@ -37,6 +43,16 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def _elementwise(op, x, axis, dtype, out, device, stream, where, temperature):
+    sparse = _sys.modules.get("scipy.sparse") if type(x) is not _np.ndarray else None
+    if sparse is not None and sparse.issparse(x):  # stored entries only: dispatch.sparse
+        from .dispatch import sparse as _sparse
+
+        return _sparse.elementwise(op, x, axis, dtype, out, where, temperature, device)
+    return _dispatch.elementwise(op, x, axis, dtype, out, device, stream, where=where,
+                                 temperature=temperature)
 
 
 @_args.hide_catch_all
@@ -118,8 +134,8 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     """
     if unexpected:
         raise _args.unexpected_keywords("softmax", unexpected)
-    return _scalars.scalar_if_0d(_dispatch.elementwise(
-        "softmax", x, axis, dtype, out, device, stream, where=where, temperature=temperature), out)
+    return _scalars.scalar_if_0d(_elementwise(
+        "softmax", x, axis, dtype, out, device, stream, where, temperature), out)
 
 
 @_args.hide_catch_all
@@ -176,9 +192,8 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=Non
     """
     if unexpected:
         raise _args.unexpected_keywords("log_softmax", unexpected)
-    return _scalars.scalar_if_0d(_dispatch.elementwise(
-        "log_softmax", x, axis, dtype, out, device, stream, where=where,
-        temperature=temperature), out)
+    return _scalars.scalar_if_0d(_elementwise(
+        "log_softmax", x, axis, dtype, out, device, stream, where, temperature), out)
 
 
 @_args.hide_catch_all
@@ -584,7 +599,7 @@ def cross_entropy(logits, target, axis=-1, *, reduction="mean", label_smoothing=
     """
     if unexpected:
         raise _args.unexpected_keywords("cross_entropy", unexpected, leading="logits, target, ")
-    return _scalars.scalar_if_0d(_dispatch.cross_entropy(
+    return _scalars.scalar_if_0d(_loss.cross_entropy(
         logits, target, axis, reduction, label_smoothing, ignore_index, weight, temperature,
         return_grad, device, stream))
 
@@ -639,7 +654,7 @@ def softmax_topk(x, k, axis=-1, *, device=None, stream=None, **unexpected):
     """
     if unexpected:
         raise _args.unexpected_keywords("softmax_topk", unexpected, leading="x, k, ")
-    return _dispatch.softmax_topk(x, k, axis, device, stream)
+    return _topk.softmax_topk(x, k, axis, device, stream)
 
 
 def precompile(dtypes=("float32", "float64", "float16"), ops=None, *, processes=1,
@@ -660,8 +675,9 @@ def precompile(dtypes=("float32", "float64", "float16"), ops=None, *, processes=
         Result dtypes to compile for (bool and integer input uses float64). Default: all.
     ops : str or sequence of str, optional
         Public function names among ``softmax``, ``log_softmax``, ``logsumexp``,
-        ``softmax_backward``, ``log_softmax_backward``, ``softmin``, ``cross_entropy`` and
-        ``softmax_topk``; default all.
+        ``softmax_backward``, ``log_softmax_backward``, ``softmin``, ``cross_entropy``,
+        ``softmax_topk`` and the segment functions (``segment_softmax``, ...: segments longer
+        than 1 MiB run the dense kernels of the same operation); default all.
     processes : int or None, optional
         Worker processes that compile into the on-disk cache first, each a share of the
         kernels, before this process loads them (None: one per available core). Default 1:

@@ -1,25 +1,30 @@
 """CPU backend: Numba kernels compiled lazily, one explicit signature at a time.
 
-``run(op, inputs, out, tile)`` is the backend's one entry point for the dispatch layer. It
-receives C-contiguous ``(rows, n)`` arrays when the softmax axis is the unit-stride one, or
-``(outer, n, inner)`` arrays otherwise, already validated, with float16 data passed as its
-uint16 bit pattern. It picks the serial or parallel driver by size and compiles each
-(driver, storage dtype) pair on first use with an explicit signature (read-only inputs, so a
-read-only array reuses the same machine code), cached on disk by ``_cache.KernelCache``.
-Parallel drivers run through ``_ParallelKernel``, which applies the threading policy of
+The dispatch hands this backend a validated ``nbsoftmax.dispatch.plan.Plan`` of host arrays
+through five entry points, the same as ``nbsoftmax.cuda``'s: ``forward``, ``backward``,
+``reduction``, ``loss`` and ``topk``; none of them checks anything. Below them, ``run`` takes
+C-contiguous ``(rows, n)`` arrays when the softmax axis is the unit-stride one, or
+``(outer, n, inner)`` arrays otherwise, with float16 data passed as its uint16 bit pattern. It
+picks the serial or parallel driver by size; ``_registry`` compiles each (driver, storage
+dtype) pair on first use with an explicit signature (read-only inputs, so a read-only array
+reuses the same machine code), cached on disk by ``_cache.KernelCache``. Parallel drivers run
+through ``_registry._ParallelKernel``, which applies the threading policy of
 ``nbsoftmax._threading`` (serial fallback where the active threading layer is unsafe).
 """
 
 import numba
 import numpy as np
-from numba import types
 
 from .. import _threading
-from . import _cache, _chunks, _drivers, _slices
-
-# The registry owns the on-disk cache (_cache.KernelCache, stamped with all kernel sources):
-# the helper modules' functions carry no cache=True, which would serve stale inlined code
-# after an edit of another module and fail at import where no cache directory is writable.
+from . import _chunks, _lse_run, _slices
+from ._registry import (  # noqa: F401  (_compiled, get_kernel: read here by tests and tools)
+    _GENERAL_OPS,
+    _OPS,
+    _compiled,
+    _topk_kernel,
+    _xent_kernel,
+    get_kernel,
+)
 
 # Serial below this many elements. Measured here (2-core Zen 3, omp and tbb layers): one
 # parallel launch costs 2.5-3 us over a serial call, and parallel overtook serial from about
@@ -37,9 +42,6 @@ SPLIT_MIN_BYTES = 1 << 20
 SHORT_ROW = {"softmax": 64, "log_softmax": 64, "softmax_backward": 256,
              "log_softmax_backward": 256, "logsumexp": 0}
 
-# Ops whose rows in place, longer than _slices.LONG_ROW_BYTES, or (softmax) float16 go to
-# the "rows_general" kernels (see _slices.softmax_slice_general).
-_GENERAL_OPS = ("softmax", "log_softmax")
 # softmax rows up to one summing block (_math.sum_block), by storage itemsize, take the
 # "block" kernels (one function per row).
 _ONE_BLOCK = {2: 512, 4: 512, 8: 128}
@@ -48,104 +50,101 @@ _ONE_BLOCK = {2: 512, 4: 512, 8: 128}
 # work arrays (max, sum, 1/sum: 48-64 KB) in L2 while whole row segments stream from memory.
 MAX_COLUMN_TILE = 4096
 
-_STORAGE_TYPES = {
-    np.dtype(np.uint16): types.uint16,
-    np.dtype(np.float32): types.float32,
-    np.dtype(np.float64): types.float64,
-}
 
-# op -> (number of array inputs, result dimensions relative to input: 0 same, -1 one less)
-_OPS = {
-    "softmax": (1, 0),
-    "log_softmax": (1, 0),
-    "logsumexp": (1, -1),
-    "softmax_backward": (2, 0),
-    "log_softmax_backward": (2, 0),
-}
-
-_compiled = {}
-# Reentrant, and taken by a fork in another thread until the compile ends (see
-# _threading.ForkSafeLock): a child forked mid-compile must not inherit it held.
-_compile_lock = _threading.ForkSafeLock(reentrant=True, compile_guard=True)
+# ------------------------------------------------------------------ entry points (a Plan each)
 
 
-_MASK_TYPE = types.Array(types.boolean, 2, "C", readonly=True)
-# The scaled kernels' variants (one source, _drivers.*_scaled_*): with or without a mask,
-# and with the sign alone (float64) or a temperature (_temperature.kernel_scaling's tuple).
-_SCALED_LAYOUTS = ("scaled", "masked", "tempered", "tempered_masked")
-_TEMPERED_TYPE = types.UniTuple(types.float64, 4)
+def _storage(arr):
+    """The array the kernels read and write: float16 as its uint16 bits, others as they are."""
+    return arr.view(np.uint16) if arr is not None and arr.dtype.itemsize == 2 else arr
 
 
-def _signature(op, layout, storage):
-    n_inputs, dim_change = _OPS[op]
-    ndim = 3 if layout == "columns" else 2
-    ro = types.Array(storage, ndim, "C", readonly=True)
-    rw = types.Array(storage, ndim + dim_change, "C")
-    if layout in _SCALED_LAYOUTS:  # (inputs, mask or None, scaling, out): see _scaled
-        mask = _MASK_TYPE if layout in ("masked", "tempered_masked") else types.none
-        scaling = _TEMPERED_TYPE if layout.startswith("tempered") else types.float64
-        return types.void(*((ro,) * n_inputs), mask, scaling, rw)
-    args = (ro,) * n_inputs + (rw,)
-    if layout in ("columns", "split"):
-        args += (types.intp,)  # tile (columns) or chunk (split)
-    return types.void(*args)
+def forward(plan):
+    """softmax / log_softmax of a host plan (``where=``/``temperature=``: the scaled kernels);
+    the same for the backward passes of ``backward``. Returns the call's result."""
+    target = plan.target
+    inputs = plan.inputs
+    if plan.dtype.itemsize == 2:
+        inputs, target = tuple(map(_storage, inputs)), _storage(target)
+    if plan.scaling is None:
+        run(plan.op, inputs, target, plan.in_place)
+    else:
+        run_scaled(plan.op, inputs, plan.mask, plan.scaling, target)
+    out = plan.out
+    if out is not None:  # out's memory could not be viewed in the kernels' layout
+        np.copyto(out, plan.result)
+        return out
+    return plan.result
 
 
-def get_kernel(op, layout, dtype, parallel):
-    """The compiled driver for op over layout ('rows'/'columns') with storage dtype."""
-    key = (op, layout, dtype, parallel)
-    kernel = _compiled.get(key)
-    if kernel is None:
-        with _compile_lock:
-            kernel = _compiled.get(key)
-            if kernel is None:
-                kind = "scaled" if layout in _SCALED_LAYOUTS else layout  # one source, 4 variants
-                source = getattr(_drivers, f"{op}_{kind}_{'parallel' if parallel else 'serial'}")
-                sig = _signature(op, layout, _STORAGE_TYPES[np.dtype(dtype)])
-                # A dispatcher per signature: with compilation disabled after this one
-                # signature, Numba converts e.g. a writable input to the read-only parameter
-                # type instead of compiling another specialisation.
-                options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
-                           if k in source.targetoptions}
-                kernel = _cache.attach(numba.njit(**options)(source.py_func))
-                kernel.compile(sig)  # or load it from the disk cache
-                kernel.disable_compile()
-                if parallel:
-                    kernel = _ParallelKernel(kernel, op, layout, dtype)
-                _compiled[key] = kernel
-    return kernel
+def backward(plan):
+    """softmax_backward / log_softmax_backward (as `forward`) and logsumexp_backward."""
+    if plan.op != "logsumexp_backward":
+        return forward(plan)
+    g, x = map(_storage, plan.inputs)
+    _lse_run.run_lse_backward(g, x, plan.mask, _storage(plan.target),
+                              _use_parallel(x.shape[0], x.size))
+    if plan.out is not None:
+        np.copyto(plan.out, plan.result)
+        return plan.out
+    return plan.result
 
 
-class _ParallelKernel:
-    """A parallel driver that falls back to its serial twin where the threading layer is unsafe.
+def reduction(plan):
+    """logsumexp of a host plan: plain, over ``where=``, or with ``b=``/``return_sign=``
+    (``plan.options``); writes the plan's reduced targets (the dispatch shapes the result)."""
+    x = _storage(plan.inputs[0])
+    options = plan.options
+    if options is not None:  # the general kernels of _lse
+        _lse_run.run_lse(x, _storage(options.b), plan.mask, _storage(plan.target),
+                         _storage(options.sign_target), _use_parallel(x.shape[0], x.size))
+    elif plan.mask is not None:
+        run_scaled("logsumexp", (x,), plan.mask, plan.scaling, _storage(plan.target))
+    else:
+        run("logsumexp", (x,), _storage(plan.target))
 
-    workqueue: one Python thread at a time (others do not wait: they run serially); a child
-    forked after GNU OpenMP started: always serial. See nbsoftmax._threading.
-    """
 
-    __slots__ = ("dispatcher", "op", "layout", "dtype")
+def loss(plan):
+    """cross_entropy of a host plan: per-row losses in float64, reduced as ``reduction`` asks;
+    returns the loss, or (loss, gradient)."""
+    o = plan.options
+    rows = int(np.prod(o.rest_shape))
+    grad = plan.result
+    if plan.inputs:
+        target = o.target if o.target.dtype.kind in "iu" else _storage(o.target)
+        losses = np.empty(rows, np.float64)
+        run_xent(_storage(plan.inputs[0]), target, o.weight, o.wsum, plan.scaling,
+                 o.label_smoothing, o.ignore_index, o.factor, losses, _storage(plan.target))
+    else:  # no samples or no classes
+        losses = np.zeros(rows, np.float64)
+        if grad is not None:
+            grad[...] = 0
+    rdtype = plan.dtype
+    if o.reduction == "none":
+        value = losses.reshape(o.rest_shape).astype(rdtype)
+    elif o.reduction == "sum" or o.denominator:
+        value = rdtype.type(losses.sum())
+    else:
+        value = rdtype.type(np.nan)  # mean over no kept samples: 0 / 0, as torch
+    return (value, grad) if o.return_grad else value
 
-    def __init__(self, dispatcher, op, layout, dtype):
-        self.dispatcher, self.op, self.layout, self.dtype = dispatcher, op, layout, dtype
 
-    def __call__(self, *args):
-        mode = _threading.parallel_mode()
-        if mode is _threading.FREE:
-            return self.dispatcher(*args)
-        if mode is _threading.EXCLUSIVE:
-            lock = _threading.parallel_lock
-            if lock.acquire(blocking=False):
-                try:
-                    return self.dispatcher(*args)
-                finally:
-                    lock.release()
-        if self.layout == "split":  # same work as whole rows, without the chunk argument
-            rows = "rows_general" if self.op in _GENERAL_OPS else "rows"
-            return get_kernel(self.op, rows, self.dtype, False)(*args[:-1])
-        return get_kernel(self.op, self.layout, self.dtype, False)(*args)
+def topk(plan):
+    """softmax_topk of a host plan: (probabilities, int64 indices), k along ``options.axis``."""
+    x = plan.inputs[0] if plan.inputs else None
+    k, axis = plan.options
+    rest = plan.shape[:axis] + plan.shape[axis + 1:]
+    rows = int(np.prod(rest))
+    probs = np.empty((rows, k), plan.dtype)
+    idx = np.empty((rows, k), np.int64)
+    if rows:
+        run_topk(_storage(x), k, _storage(probs), idx)
+    probs = np.moveaxis(probs.reshape(rest + (k,)), -1, axis)
+    idx = np.moveaxis(idx.reshape(rest + (k,)), -1, axis)
+    return probs, idx
 
-    def __getattr__(self, name):  # inspect_asm, signatures, stats, ...
-        return getattr(self.dispatcher, name)
+
+# ------------------------------------------------------------------ kernels by size
 
 
 def _use_parallel(work_items, elements):
@@ -153,11 +152,18 @@ def _use_parallel(work_items, elements):
     return work_items > 1 and elements >= PARALLEL_MIN_ELEMENTS and numba.get_num_threads() > 1
 
 
-def column_tile(outer, inner):
-    """Columns per task: whole rows when there are enough outer slices to share out."""
+# Ops whose parallel column drivers share out pieces of the softmax axis when the column
+# tasks are too few (_drivers._row_pieces): their tiles stay whole rows, which streamed
+# (4096, 1000) over axis 0 1.8x faster than tiles of 250 columns here (serial CPU time).
+_ROW_PIECE_OPS = ("softmax", "log_softmax")
+
+
+def column_tile(outer, inner, op=None):
+    """Columns per task: whole rows when there are enough outer slices to share out (or the
+    op's drivers share out the softmax axis instead, _ROW_PIECE_OPS)."""
     threads = numba.get_num_threads()
     tile = inner
-    if outer < 2 * threads:
+    if outer < 2 * threads and op not in _ROW_PIECE_OPS:
         tiles_wanted = -(-2 * threads // outer)
         tile = max(64, -(-inner // tiles_wanted))
     tile = min(tile, MAX_COLUMN_TILE)
@@ -201,8 +207,8 @@ def run(op, inputs, out, in_place=False):
                                rows, n)  # rows at a time above 16M elements: Ctrl-C lands
     else:
         outer, _, inner = first.shape
-        tile = column_tile(outer, inner)
-        tasks = outer * (-(-inner // tile))
+        tile = column_tile(outer, inner, op)
+        tasks = outer * (-(-inner // tile)) * (first.shape[1] if op in _ROW_PIECE_OPS else 1)
         parallel = _use_parallel(tasks, first.size)
         _chunks.call_in_chunks(get_kernel(op, "columns", first.dtype, parallel),
                                (*inputs, out, tile), outer, first.size // max(outer, 1))
@@ -222,36 +228,6 @@ def run_scaled(op, inputs, mask, scaling, out):
     parallel = _use_parallel(first.shape[0], first.size)
     _chunks.call_in_chunks(get_kernel(op, layout, first.dtype, parallel),
                            (*inputs, mask, scaling, out), first.shape[0], first.shape[1])
-
-
-def _xent_kernel(kind, storage, weighted, with_grad, tempered, parallel):
-    key = ("xent", kind, storage, weighted, with_grad, tempered, parallel)
-    kernel = _compiled.get(key)
-    if kernel is None:
-        with _compile_lock:
-            kernel = _compiled.get(key)
-            if kernel is None:
-                source = getattr(_drivers, f"xent_{kind}_{'parallel' if parallel else 'serial'}")
-                st = _STORAGE_TYPES[np.dtype(storage)]
-                ro = types.Array(st, 2, "C", readonly=True)
-                f64 = types.float64
-                weight = types.Array(f64, 1, "C", readonly=True) if weighted else types.none
-                grad = types.Array(st, 2, "C") if with_grad else types.none
-                loss = types.Array(f64, 1, "C")
-                scaling = _TEMPERED_TYPE if tempered else f64
-                if kind == "index":
-                    target = types.Array(types.int64, 1, "C", readonly=True)
-                    sig = types.void(ro, target, weight, f64, scaling, f64, types.int64, f64,
-                                     loss, grad)
-                else:
-                    sig = types.void(ro, ro, weight, scaling, f64, f64, loss, grad)
-                options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
-                           if k in source.targetoptions}
-                kernel = _cache.attach(numba.njit(**options)(source.py_func))
-                kernel.compile(sig)
-                kernel.disable_compile()
-                _compiled[key] = kernel
-    return kernel
 
 
 def run_xent(x, target, weight, wsum, scaling, eps, ignore_index, r, loss, grad):
@@ -280,26 +256,6 @@ def run_xent(x, target, weight, wsum, scaling, eps, ignore_index, r, loss, grad)
             finally:
                 _threading.parallel_lock.release()
     call(_xent_kernel(*variant, False))
-
-
-def _topk_kernel(storage, parallel):
-    key = ("topk", storage, parallel)
-    kernel = _compiled.get(key)
-    if kernel is None:
-        with _compile_lock:
-            kernel = _compiled.get(key)
-            if kernel is None:
-                source = _drivers.topk_rows_parallel if parallel else _drivers.topk_rows_serial
-                st = _STORAGE_TYPES[np.dtype(storage)]
-                sig = types.void(types.Array(st, 2, "C", readonly=True), types.int64,
-                                 types.Array(st, 2, "C"), types.Array(types.int64, 2, "C"))
-                options = {k: source.targetoptions[k] for k in ("parallel", "fastmath")
-                           if k in source.targetoptions}
-                kernel = _cache.attach(numba.njit(**options)(source.py_func))
-                kernel.compile(sig)
-                kernel.disable_compile()
-                _compiled[key] = kernel
-    return kernel
 
 
 def run_topk(x, k, probs, idx):

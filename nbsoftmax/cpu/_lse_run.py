@@ -1,6 +1,7 @@
 """The backend entry points of logsumexp with ``b=``/``return_sign=`` and of its gradient.
 
-Same contract as ``nbsoftmax.cpu.run``: C-contiguous ``(rows, n)`` storage views, already
+Same contract as ``nbsoftmax.cpu.run`` (the entry points ``reduction`` and ``backward`` of
+``nbsoftmax.cpu`` call these): C-contiguous ``(rows, n)`` storage views, already
 validated; each (driver, variant) is compiled on first use with an explicit signature,
 cached on disk by ``_cache``, registered in the backend's table, and parallel drivers
 follow the threading policy of ``nbsoftmax._threading``. The variants are the Numba types
@@ -12,8 +13,8 @@ import numpy as np
 from numba import types
 
 from .. import _threading
-from . import _STORAGE_TYPES, _MASK_TYPE, _cache, _compile_lock, _compiled, _drivers
-from . import _use_parallel
+from . import _cache, _drivers
+from ._registry import _MASK_TYPE, _STORAGE_TYPES, _compile_lock, _compiled
 
 
 def _kernel(name, storage, weighted, masked, signed, parallel):
@@ -43,8 +44,8 @@ def _kernel(name, storage, weighted, masked, signed, parallel):
     return kernel
 
 
-def _call(name, x, flags, args):
-    if _use_parallel(x.shape[0], x.size):
+def _call(name, x, flags, args, parallel):
+    if parallel:
         mode = _threading.parallel_mode()  # the policy of cpu._ParallelKernel
         if mode is _threading.FREE:
             return _kernel(name, x.dtype, *flags, True)(*args)
@@ -56,13 +57,15 @@ def _call(name, x, flags, args):
     _kernel(name, x.dtype, *flags, False)(*args)
 
 
-def run_lse(x, b, mask, out, sign):
+def run_lse(x, b, mask, out, sign, parallel):
     """logsumexp of each row of (rows, n) storage x with weights b ((rows, n) of x's storage
     dtype, or None) over mask (bool (rows, n), or None): out[i] = log|sum|, sign[i] = its
-    sign when sign is given (else a negative sum gives NaN). See ``_lse``."""
-    _call("lse", x, (b is not None, mask is not None, sign is not None), (x, b, mask, out, sign))
+    sign when sign is given (else a negative sum gives NaN); ``parallel``: the parallel
+    drivers are worth their start (``nbsoftmax.cpu`` decides by size). See ``_lse``."""
+    _call("lse", x, (b is not None, mask is not None, sign is not None), (x, b, mask, out, sign),
+          parallel)
 
 
-def run_lse_backward(g, x, mask, out):
+def run_lse_backward(g, x, mask, out, parallel):
     """out = g[:, None] * exp(x - logsumexp(x)) per row, over mask (0 where masked)."""
-    _call("lse_backward", x, (False, mask is not None, False), (g, x, mask, out))
+    _call("lse_backward", x, (False, mask is not None, False), (g, x, mask, out), parallel)

@@ -5,8 +5,9 @@ getters build it on first use: ``get_kernel(op, layout, storage, parallel)`` for
 log_softmax, logsumexp and the backward passes (row, general-row, one-block, short-row,
 column and split-row drivers; the ``scaled`` and ``masked`` ones of ``temperature=``,
 softmin and ``where=``), ``_xent_kernel`` for cross_entropy and ``_topk_kernel`` for
-softmax_topk. Variants are plain tuples of strings and bools, so that a worker process can
-be told which to build (``nbsoftmax._precompile``).
+softmax_topk, ``_segment_run.kernel`` for the segment functions. Variants are plain tuples
+of strings and bools, so that a worker process can be told which to build
+(``nbsoftmax._precompile``).
 
 A driver function has one index file in the on-disk cache whatever its signatures, and
 index updates from two processes at once can lose one of them (``_cache``): ``by_driver``
@@ -21,7 +22,8 @@ import numpy as np
 
 # family: "elementwise" (args: op, layout, storage, parallel), "xent" (kind, storage, the
 # flags of cpu._xent_kernel, parallel), "topk" (storage, parallel) or "lse" (name, storage, weighted, masked,
-# signed, parallel: _lse_run._kernel); driver: the _drivers function's name.
+# signed, parallel: _lse_run._kernel) or "segment" (kind, storage, parallel:
+# _segment_run.kernel); driver: the _drivers (or _segment) function's name.
 Variant = namedtuple("Variant", "family args driver")
 
 PLAIN_LAYOUTS = ("rows", "rows_general", "block", "short", "columns", "split")
@@ -53,9 +55,9 @@ def _reachable(op, layout, storage):
 def _scaled_layouts():
     """The layouts of the ``_drivers.*_scaled_*`` sources (a mask or not, a scale or a
     temperature: one source, several signatures)."""
-    from .. import cpu
+    from . import _registry
 
-    return getattr(cpu, "_SCALED_LAYOUTS", ("scaled", "masked"))
+    return getattr(_registry, "_SCALED_LAYOUTS", ("scaled", "masked"))
 
 
 def _driver_name(op, layout, parallel):
@@ -72,9 +74,10 @@ def _has_lse():
 
 def public_ops():
     """The names ``precompile(ops=...)`` accepts: the backend's ops and EXTRA_OPS."""
-    from . import _OPS
+    from ._registry import _OPS
 
-    return tuple(_OPS) + EXTRA_OPS + (("logsumexp_backward",) if _has_lse() else ())
+    return (tuple(_OPS) + EXTRA_OPS + (("logsumexp_backward",) if _has_lse() else ())
+            + tuple(_segment_ops()))
 
 
 def _flag_names(getter):
@@ -87,7 +90,7 @@ def _flag_names(getter):
 def _xent_variants(storage):
     """cross_entropy: class indices or probabilities, with every combination of its getter's
     flags (weight, gradient, temperature, ...), serial and parallel."""
-    from . import _xent_kernel
+    from ._registry import _xent_kernel
 
     flags = _flag_names(_xent_kernel)
     return [Variant("xent", (kind, storage) + combo + (par,), f"xent_{kind}_{_par(par)}")
@@ -115,7 +118,8 @@ def _lse_variants(op, storage):
 def variants(ops, dtypes):
     """The variants the public functions ``ops`` run for result ``dtypes`` (serial and
     parallel: the cache may serve a machine with more cores than this one)."""
-    from . import _OPS, _drivers
+    from . import _drivers
+    from ._registry import _OPS
 
     found = []
     for dtype in dtypes:
@@ -123,6 +127,11 @@ def variants(ops, dtypes):
         for op in ops:
             if op == "cross_entropy":
                 found += _xent_variants(storage)
+                continue
+            if op in _segment_ops():  # float16 segments compute in float32 (one key)
+                kind = _segment_ops()[op]
+                found += [Variant("segment", (kind, storage, par), f"segment_{kind}_{_par(par)}")
+                          for par in (False, True)]
                 continue
             if op == "softmax_topk":
                 found += [Variant("topk", (storage, par), f"topk_rows_{_par(par)}")
@@ -145,6 +154,12 @@ def variants(ops, dtypes):
     return list(dict.fromkeys(found))  # softmin repeats softmax's scaled variants
 
 
+def _segment_ops():
+    from ._segment_run import OPS
+
+    return OPS
+
+
 def _par(parallel):
     return "parallel" if parallel else "serial"
 
@@ -158,7 +173,7 @@ def by_driver(found):
 
 
 def key(variant):
-    """The variant's key in the backend's table of built kernels (``cpu._compiled``)."""
+    """The variant's key in the backend's table of built kernels (``_registry._compiled``)."""
     family, args = variant.family, tuple(variant.args)
     if family == "elementwise":
         op, layout, storage, par = args
@@ -170,13 +185,17 @@ def key(variant):
         return ("topk", np.dtype(storage), par)
     if family == "lse":
         return (args[0], np.dtype(args[1])) + args[2:]
+    if family == "segment":
+        from ._segment_run import key as segment_key
+
+        return segment_key(*args)
     raise ValueError(f"unknown kernel family {family!r}")
 
 
 def build(variant):
     """Compile the variant, or load it from the on-disk cache. Returns "compiled", "loaded"
     or "ready" (built earlier in this process)."""
-    from . import _compiled, _topk_kernel, _xent_kernel, get_kernel
+    from ._registry import _compiled, _topk_kernel, _xent_kernel, get_kernel
 
     k = key(variant)
     if k in _compiled:
@@ -185,6 +204,10 @@ def build(variant):
         from ._lse_run import _kernel
 
         kernel = _kernel(*k)
+    elif variant.family == "segment":
+        from ._segment_run import kernel as segment_kernel
+
+        kernel = segment_kernel(*k[1:])
     else:
         getter = {"elementwise": get_kernel, "xent": _xent_kernel, "topk": _topk_kernel}
         kernel = getter[variant.family](*(k if variant.family == "elementwise" else k[1:]))
@@ -197,7 +220,8 @@ def label(variant):
     names = {"xent": ("weight", "grad", "temperature"),
              "lse": ("b", "where", "sign")}.get(variant.family, ())
     flags = [a for a in variant.args[:-1] if isinstance(a, bool)]
-    words = {"xent": ["cross_entropy"], "topk": ["softmax_topk"]}.get(variant.family, [])
+    words = {"xent": ["cross_entropy"], "topk": ["softmax_topk"],
+             "segment": ["segment"]}.get(variant.family, [])
     words += [{"lse": "logsumexp", "lse_backward": "logsumexp_backward"}.get(a, str(a))
               for a in args]
     words += [w for w, on in zip(names, flags) if on]

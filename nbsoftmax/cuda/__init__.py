@@ -1,127 +1,27 @@
 """CUDA backend: the public functions as numba-cuda kernels, for device arrays and ``device="cuda"``.
 
-``nbsoftmax.dispatch.core`` calls these with the public functions' arguments when an argument
-exposes ``__cuda_array_interface__`` (numba, CuPy, PyTorch CUDA) or the caller passed
-``device="cuda"``; users call ``nbsoftmax.softmax`` etc., not these. Importing this package
-does not touch the GPU; numba-cuda itself is optional (``pip install "nbsoftmax[cuda12]"``),
-and without it, or without a GPU, every function here raises ``TypeError``.
+The dispatch (``nbsoftmax.dispatch``) checks a call once and hands this backend its plan
+(``nbsoftmax.dispatch.plan.Plan``) through five entry points, the same as ``nbsoftmax.cpu``'s:
+``forward``, ``backward``, ``reduction``, ``loss`` and ``topk``; users call
+``nbsoftmax.softmax`` etc., not these. Importing this package does not touch the GPU;
+numba-cuda itself is optional (``pip install "nbsoftmax[cuda12]"``), and without it, or
+without a GPU, ``require`` (which the dispatch calls first) raises ``TypeError``.
 
-Modules: ``_api`` (validation, layouts, staging, results of the input's kind), ``_arrays``
-(CUDA Array Interface, allocation, streams), ``_launch`` (strategy, launch configuration,
-compiled-kernel cache), ``_variants`` (every compiled variant: source, signature, launch
-bounds), ``_workspace`` (scratch of the split kernels per device and stream), ``verify`` (the
-static check: every variant compiled for chosen GPUs, registers, spills, shared memory),
-``_kernels_warp`` / ``_kernels_block`` / ``_kernels_columns`` /
-``_kernels_copy`` (the kernels), ``_intrinsics`` (warp shuffles with the simulator fallback,
-reductions), ``_runtime`` (numba-cuda import and device facts).
+Modules: ``_api`` (the entry points; device memory: results of the input's kind, staging,
+scatter into ``out``), ``_host`` (host plans: copy in, run, copy back), ``_lse_api`` /
+``_xent_api`` (logsumexp and cross_entropy on device plans), ``_arrays`` (CUDA Array
+Interface, allocation, streams), ``_launch`` (strategy, launch configuration, compiled-kernel
+cache), ``_variants`` (every compiled variant: source, signature, launch bounds),
+``_workspace`` (scratch of the split kernels per device and stream), ``verify`` (the static
+check: every variant compiled for chosen GPUs, registers, spills, shared memory),
+``_kernels_*`` (the kernels), ``_intrinsics`` (warp shuffles with the simulator fallback,
+reductions), ``_runtime`` (numba-cuda import and device facts), ``_segment_api`` (segment
+softmax), ``device`` (device functions for users' kernels).
 """
 
-from . import _api
+from ._api import backward, forward, loss, reduction, require, topk  # noqa: F401
 
-# temperature=/where= calls, cross_entropy, softmax_topk: routed here by nbsoftmax.dispatch.core
-from ._api import (  # noqa: E402,F401
-    cross_entropy,
-    masked_logsumexp,
-    scaled,
-    scaled_backward,
-    softmax_topk,
-)
-from ._lse_api import logsumexp_backward, logsumexp_general  # noqa: E402,F401
-
-__all__ = [
-    "softmax",
-    "log_softmax",
-    "softmax_backward",
-    "log_softmax_backward",
-    "logsumexp",
-    "precompile",
-]
-
-
-def softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
-    """`nbsoftmax.softmax` on the GPU; the result is of x's kind (numba, CuPy, torch) or ``out``.
-
-    Parameters
-    ----------
-    x, axis, dtype, out, device, stream
-        As for `nbsoftmax.softmax`; ``out`` may be any device array of the result's shape
-        and dtype.
-
-    Returns
-    -------
-    device array or numpy.ndarray
-        Of x's kind for device input, a NumPy array for host input with ``device="cuda"``.
-
-    Raises
-    ------
-    TypeError
-        numba-cuda or a GPU is missing; host and device arrays are mixed; bad dtype.
-    """
-    return _api.elementwise("softmax", x, axis, dtype, out, device, stream)
-
-
-def log_softmax(x, axis=-1, *, dtype=None, out=None, device=None, stream=None):
-    """`nbsoftmax.log_softmax` on the GPU (arguments and results as for `softmax`).
-
-    Parameters
-    ----------
-    x, axis, dtype, out, device, stream
-        As for `nbsoftmax.log_softmax`.
-
-    Returns
-    -------
-    device array or numpy.ndarray
-        As for `softmax`.
-    """
-    return _api.elementwise("log_softmax", x, axis, dtype, out, device, stream)
-
-
-def logsumexp(x, axis=-1, *, keepdims=False, device=None, stream=None):
-    """`nbsoftmax.logsumexp` on the GPU; the reduced result is of x's kind.
-
-    Parameters
-    ----------
-    x, axis, keepdims, device, stream
-        As for `nbsoftmax.logsumexp`.
-
-    Returns
-    -------
-    device array or numpy.ndarray
-        The reduced array, of x's kind.
-    """
-    return _api.logsumexp(x, axis, keepdims, device, stream)
-
-
-def softmax_backward(grad_output, output, axis=-1, *, out=None, device=None, stream=None):
-    """`nbsoftmax.softmax_backward` on the GPU, one fused kernel per slice strategy.
-
-    Parameters
-    ----------
-    grad_output, output, axis, out, device, stream
-        As for `nbsoftmax.softmax_backward`; both inputs on the GPU or both on the host.
-
-    Returns
-    -------
-    device array or numpy.ndarray
-        Of grad_output's kind.
-    """
-    return _api.backward("softmax_backward", grad_output, output, axis, out, device, stream)
-
-
-def log_softmax_backward(grad_output, output, axis=-1, *, out=None, device=None, stream=None):
-    """`nbsoftmax.log_softmax_backward` on the GPU, one fused kernel per slice strategy.
-
-    Parameters
-    ----------
-    grad_output, output, axis, out, device, stream
-        As for `nbsoftmax.log_softmax_backward`.
-
-    Returns
-    -------
-    device array or numpy.ndarray
-        Of grad_output's kind.
-    """
-    return _api.backward("log_softmax_backward", grad_output, output, axis, out, device, stream)
+__all__ = ["forward", "backward", "reduction", "loss", "topk", "require", "precompile"]
 
 
 def precompile(ops=("softmax", "log_softmax", "logsumexp", "softmax_backward",

@@ -26,6 +26,11 @@ def _c_strides(shape, order, itemsize):
     return strides
 
 
+def strides_in_order(shape, order, itemsize):
+    """Dense strides of shape with its axes laid out in ``order`` (outermost first)."""
+    return _c_strides(shape, order, itemsize)
+
+
 class Layout:
     __slots__ = ("shape", "axes", "kept", "flipped", "order", "ok", "outer", "n", "inner", "lo", "hi")
 

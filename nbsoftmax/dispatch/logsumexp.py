@@ -1,7 +1,8 @@
 """Dispatch of logsumexp with ``b=``/``return_sign=``, and of ``logsumexp_backward``.
 
-The plain logsumexp (and ``where=`` alone) stays in ``_dispatch``; this module owns the
-calls that the general row kernels of ``nbsoftmax.cpu._lse`` serve. As everywhere, nothing
+The plain logsumexp (and ``where=`` alone) on the CPU stays in ``core``; this module owns the
+calls that the general row kernels of ``nbsoftmax.cpu._lse`` serve, and every logsumexp on the
+GPU (the plans of device arrays: ``device``). As everywhere, nothing
 is written before every check has passed and the inputs are never modified.
 
 b= follows SciPy: x and b broadcast against each other (the reduction runs over the
@@ -16,17 +17,16 @@ import numpy as np
 from . import args as _args
 from . import dtypes as _dtypes
 from . import torch_cpu as _torch_cpu
+from .arrays import (as_array, cast_copy, check_out, check_where, kernel_form, mask_rows,
+                     normalize_axes, readable_view, reduced_shape, rows_layout, staged)
+from .backends import backend, on_gpu
 from .layout import Layout
+from .plan import Plan, ReductionOptions
 
 
-def _d():
-    from . import core as _dispatch  # (imported late: _dispatch imports this module)
-
-    return _dispatch
-
-
-def _real_array(value, name):
-    arr = _d()._as_array(value, name)
+def real_array(value, name):
+    """value as an ndarray of real numbers (TypeError naming the argument otherwise)."""
+    arr = as_array(value, name)
     if arr.dtype.kind == "c":
         raise TypeError(f"{name} has complex dtype {arr.dtype}; logsumexp supports real input "
                         "only (for complex values use scipy.special.logsumexp)")
@@ -34,68 +34,61 @@ def _real_array(value, name):
     return arr
 
 
-def _weak(value, arr):
+def weak(value, arr):
     """A Python scalar as itself (NumPy 2's weak promotion, as SciPy: float32 x with b=2.0
     stays float32), anything else as its array's dtype."""
     return value if type(value) in (bool, int, float) else arr.dtype
 
 
-def _reduced_shape(shape, axes, keepdims):
-    if keepdims:
-        return tuple(1 if a in axes else s for a, s in enumerate(shape))
-    return tuple(s for a, s in enumerate(shape) if a not in axes)
-
-
 def _rows_input(arr, layout, dtype):
-    """arr (of layout's shape, maybe broadcast) as a C-contiguous (rows, n) storage view."""
-    d = _d()
-    view = d._readable_view(arr, layout, dtype, None) if arr.shape == layout.shape else None
+    """arr (of layout's shape, maybe broadcast) as a C-contiguous (rows, n) view."""
+    view = readable_view(arr, layout, dtype, None) if arr.shape == layout.shape else None
     if view is None:
-        staged = layout.allocate(dtype)
-        d._cast_copy(staged, np.broadcast_to(arr, layout.shape))
-        view = layout.view3(staged)
-    return d._kernel_form(view)
+        buf = layout.allocate(dtype)
+        cast_copy(buf, np.broadcast_to(arr, layout.shape))
+        view = layout.view3(buf)
+    return kernel_form(view)
 
 
 def logsumexp(x, axis, keepdims, b, return_sign, where, device=None, stream=None):
-    """logsumexp(x, axis, b=b, return_sign=return_sign, where=where): the general path."""
-    d = _d()
+    """logsumexp(x, axis, b=b, return_sign=return_sign, where=where): the general path (and
+    every logsumexp on the GPU)."""
     keepdims = _args.check_bool(keepdims, "keepdims")
     return_sign = _args.check_bool(return_sign, "return_sign")
     if _torch_cpu.involved(x, b, where):
         return _torch_cpu.call(
             lambda x, b, where: logsumexp(x, axis, keepdims, b, return_sign, where, device,
                                           stream), x=x, b=b, where=where)
-    if d._on_gpu(device, x, b, where):
-        return d._cuda_backend().logsumexp_general(x, axis, keepdims, b, return_sign, where,
-                                                   device, stream)
-    from ..cpu import _lse_run
+    if on_gpu(device, x, b, where):
+        from . import device_reductions as _device
 
-    return general(x, axis, keepdims, b, return_sign, where, _lse_run.run_lse)
+        plan = _device.logsumexp(x, axis, keepdims, b, return_sign, where, device, stream)
+        if plan is not None:
+            return backend("cuda").reduction(plan)
+        device = "cuda"
+    return general(x, axis, keepdims, b, return_sign, where, device, stream)
 
 
-def general(x, axis, keepdims, b, return_sign, where, run):
-    """The host path of `logsumexp`: checks, staging into (rows, n) storage views, and
-    ``run(x2, b2, mask2, out1, sign1)`` (the CPU kernels, or the GPU ones on copies)."""
-    d = _d()
+def general(x, axis, keepdims, b, return_sign, where, device=None, stream=None):
+    """The host path of `logsumexp`: checks, staging into (rows, n) views, one plan."""
     x_in, b_in = x, b
-    x = _real_array(x, "x")
+    x = real_array(x, "x")
     rdtype = _dtypes.result_dtype(x.dtype)
     shape = x.shape
     if b is not None:
-        b = _real_array(b, "b")
-        rdtype = _dtypes.result_dtype(np.result_type(_weak(x_in, x), _weak(b_in, b)))
+        b = real_array(b, "b")
+        rdtype = _dtypes.result_dtype(np.result_type(weak(x_in, x), weak(b_in, b)))
         try:
             shape = np.broadcast_shapes(x.shape, b.shape)
         except ValueError:
             raise ValueError(f"b has shape {b.shape}, which does not broadcast against x's "
                              f"shape {x.shape}") from None
-    axes = d.normalize_axes(axis, len(shape))
-    mask = None if where is None else d.check_where(where, shape)
+    axes = normalize_axes(axis, len(shape))
+    mask = None if where is None else check_where(where, shape)
     if len(shape) == 0:  # a scalar: its own one-element slice (b cast: its dtype is decided)
         return general(x.reshape(1), 0, False, None if b is None else b.astype(rdtype).reshape(1),
-                       return_sign, None if mask is None else mask.reshape(1), run)
-    reduced = _reduced_shape(shape, axes, keepdims)
+                       return_sign, None if mask is None else mask.reshape(1), device, stream)
+    reduced = reduced_shape(shape, axes, keepdims)
     if 0 in shape:  # nothing to read: a sum of no terms is 0, so (-inf, sign 0)
         result = np.full(reduced, -np.inf, rdtype)
         return (result, np.zeros(reduced, rdtype)) if return_sign else result
@@ -106,8 +99,13 @@ def general(x, axis, keepdims, b, return_sign, where, run):
     sign = sign2 = None
     if return_sign:
         sign, sign2 = layout.allocate_reduced(rdtype)
-        sign2 = d._kernel_form(sign2, reduced=True)
-    run(x2, b2, d._mask_rows(mask, layout), d._kernel_form(result2, reduced=True), sign2)
+        sign2 = kernel_form(sign2, reduced=True)
+    options = ReductionOptions(b2, keepdims, return_sign, sign, sign2)
+    plan = Plan("logsumexp", "cuda" if device == "cuda" else "cpu", True, (x2,),
+                kernel_form(result2, reduced=True), result, None, shape, axes,
+                (layout.outer, layout.n, layout.inner), rdtype, False,
+                mask_rows(mask, layout), None, options, stream)
+    backend(plan.device).reduction(plan)
     if keepdims:
         result = np.expand_dims(result, axes)
         sign = None if sign is None else np.expand_dims(sign, axes)
@@ -116,59 +114,59 @@ def general(x, axis, keepdims, b, return_sign, where, run):
 
 def logsumexp_backward(grad_output, x, axis, keepdims, out, where, device=None, stream=None):
     """grad_output * exp(x - logsumexp(x, axis, keepdims=True)) over where (0 elsewhere)."""
-    d = _d()
     keepdims = _args.check_bool(keepdims, "keepdims")
     if _torch_cpu.involved(grad_output, x, out, where):
         return _torch_cpu.call(
             lambda grad_output, x, out, where: logsumexp_backward(
                 grad_output, x, axis, keepdims, out, where, device, stream),
             grad_output=grad_output, x=x, out=out, where=where)
-    if d._on_gpu(device, grad_output, x, out, where):
-        return d._cuda_backend().logsumexp_backward(grad_output, x, axis, keepdims, out, where,
-                                                    device, stream)
-    from ..cpu import _lse_run
+    if on_gpu(device, grad_output, x, out, where):
+        from . import device_reductions as _device
 
-    return backward(grad_output, x, axis, keepdims, out, where, _lse_run.run_lse_backward)
+        plan = _device.logsumexp_backward(grad_output, x, axis, keepdims, out, where, device,
+                                          stream)
+        if plan is not None:
+            return backend("cuda").backward(plan)
+        device = "cuda"
+    return backward(grad_output, x, axis, keepdims, out, where, device, stream)
 
 
-def backward(grad_output, x, axis, keepdims, out, where, run):
-    """The host path of `logsumexp_backward`, with ``run(g1, x2, mask2, out2)`` (see
-    `general`)."""
-    d = _d()
-    g = _real_array(grad_output, "grad_output")
-    x = _real_array(x, "x")
+def backward(grad_output, x, axis, keepdims, out, where, device=None, stream=None):
+    """The host path of `logsumexp_backward`: checks, staging, one plan."""
+    g = real_array(grad_output, "grad_output")
+    x = real_array(x, "x")
     rdtype = np.result_type(_dtypes.result_dtype(g.dtype, "grad_output"),
                             _dtypes.result_dtype(x.dtype, "x"))
-    axes = d.normalize_axes(axis, x.ndim)
-    expected = _reduced_shape(x.shape, axes, keepdims)
+    axes = normalize_axes(axis, x.ndim)
+    expected = reduced_shape(x.shape, axes, keepdims)
     if g.shape != expected:
         raise ValueError(
             f"grad_output has shape {g.shape} but logsumexp of x (shape {x.shape}) over axis "
             f"{axis!r} with keepdims={keepdims} has shape {expected}; they must match")
-    mask = None if where is None else d.check_where(where, x.shape)
+    mask = None if where is None else check_where(where, x.shape)
     if out is not None:
-        d._check_out(out, x.shape, rdtype)
+        check_out(out, x.shape, rdtype)
     if x.ndim == 0:
         o = None if out is None else out.reshape(1)
         m = None if mask is None else mask.reshape(1)
-        result = backward(g.reshape(()), x.reshape(1), 0, False, o, m, run)
+        result = backward(g.reshape(()), x.reshape(1), 0, False, o, m, device, stream)
         return result.reshape(()) if out is None else out
     if x.size == 0:
         return out if out is not None else np.empty(x.shape, rdtype)
-    layout, result = d._rows_layout(x, axes, out, rdtype)
+    layout, result = rows_layout(x, axes, out, rdtype)
     result3 = layout.view3(result)
     # grad_output is one value per slice: always copied into the slices' order (small), so
     # that it may share memory with out.
     g_logical, g_rows = layout.allocate_reduced(rdtype)
-    d._cast_copy(g_logical, g.reshape(_reduced_shape(x.shape, axes, False)))
-    x3 = d._readable_view(x, layout, rdtype, result)
+    cast_copy(g_logical, g.reshape(reduced_shape(x.shape, axes, False)))
+    x3 = readable_view(x, layout, rdtype, result)
     if x3 is None:
-        x3 = d._staged(x, layout, rdtype)
+        x3 = staged(x, layout, rdtype)
     if mask is not None and np.may_share_memory(mask, result):
         mask = mask.copy()  # read as if before any write
-    run(d._kernel_form(g_rows, reduced=True), d._kernel_form(x3), d._mask_rows(mask, layout),
-        d._kernel_form(result3))
-    if out is not None and result is not out:
-        np.copyto(out, result)
-        return out
-    return result
+    plan = Plan("logsumexp_backward", "cuda" if device == "cuda" else "cpu", True,
+                (kernel_form(g_rows, reduced=True), kernel_form(x3)), kernel_form(result3),
+                result, None if out is None or result is out else out, x.shape, axes,
+                (layout.outer, layout.n, layout.inner), rdtype, False, mask_rows(mask, layout),
+                None, None, stream)
+    return backend(plan.device).backward(plan)
