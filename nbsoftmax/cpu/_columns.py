@@ -32,7 +32,7 @@ from ._math import (
     store3,
     to_compute,
 )
-from ._slices import REDUCE, lse_value
+from ._slices import _neumaier_add, lse_value
 
 
 @njit(error_model="numpy")
@@ -51,78 +51,151 @@ def _accumulate(total, comp, j, v, data):
 
 
 @njit(error_model="numpy")
-def _finish(total, comp):
-    for j in range(total.size):
+def _finish(total, comp, w):
+    for j in range(w):
         total[j] += comp[j]
 
 
-@njit(fastmath=REDUCE, error_model="numpy")
-def _columns_max(x, o, c0, m):
-    m[:] = compute_neg_inf(x)
-    c0 = np.uint64(c0)
-    for k in range(x.shape[1]):
-        for j in range(np.uint64(m.size)):
+@njit(error_model="numpy")
+def _columns_max(x, o, c0, m, k0, k1, w):
+    for j in range(w):
+        m[j] = compute_neg_inf(x)
+    for k in range(k0, k1):
+        for j in range(w):
             m[j] = fmaximum(m[j], load3(x, o, k, c0 + j))
 
 
 @njit(error_model="numpy")
-def _fix_bad_columns(m, out, o, c0):
-    """Columns whose max is not finite are NaN throughout (see _slices.softmax_slice)."""
-    nan = to_compute(out, np.nan)
+def _shift(m, w):
+    """The shift each column's exp uses: its max, or 0 where the max is -inf (every entry
+    -inf: exp(-inf - 0) is an exact 0, where exp(-inf - -inf) would be NaN)."""
+    sh = np.empty_like(m)
+    zero = compute_zero(m)
+    for j in range(w):
+        sh[j] = select(m[j] == -np.inf, zero, m[j])
+    return sh
+
+
+@njit(error_model="numpy")
+def softmax_columns_stats(x, out, o, c0, w, k0, k1, m, s):
+    """Per column j of x[o, k0:k1, c0:c0 + w]: m[j] its max and s[j] (float64) the sum of
+    exp(x - shift) (see _shift), whose terms are also stored in out where it can hold them."""
+    w = np.uint64(w)
+    c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation
+    _columns_max(x, o, c0, m, k0, k1, w)
+    sh = _shift(m, w)
+    comp = np.zeros(w, np.float64)
+    for j in range(w):
+        s[j] = 0.0
+    for k in range(k0, k1):
+        for j in range(w):
+            e = exp_(load3(x, o, k, c0 + j) - sh[j])
+            if keeps_exact_exp(out):
+                store3(out, o, k, c0 + j, e)
+            _accumulate(s, comp, j, np.float64(e), x)
+    _finish(s, comp, w)
+
+
+@njit(error_model="numpy")
+def softmax_columns_scale(x, out, o, c0, w, k0, k1, m, f):
+    """out[o, k0:k1, c0:c0 + w] *= f[j] per column (float16: exp recomputed from x and the
+    shift of m, one rounding). f NaN marks a NaN column: every product is NaN then."""
+    w = np.uint64(w)
     c0 = np.uint64(c0)
-    for j in range(np.uint64(m.size)):
-        if not math.isfinite(m[j]):
-            for k in range(out.shape[1]):
-                store3(out, o, k, c0 + j, nan)
+    if keeps_exact_exp(out):
+        for k in range(k0, k1):
+            for j in range(w):
+                store3(out, o, k, c0 + j, load3(out, o, k, c0 + j) * f[j])
+    else:
+        sh = _shift(m, w)
+        for k in range(k0, k1):
+            for j in range(w):
+                store3(out, o, k, c0 + j, exp_(load3(x, o, k, c0 + j) - sh[j]) * f[j])
 
 
 @njit(error_model="numpy")
 def softmax_columns(x, out, o, c0, c1):
-    w = np.uint64(c1 - c0)
-    c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation
+    w = c1 - c0
     m = compute_empty(x, w)
-    _columns_max(x, o, c0, m)
-    s = np.zeros(w, np.float64)
-    comp = np.zeros(w, np.float64)
-    for k in range(x.shape[1]):
-        for j in range(w):
-            e = exp_(load3(x, o, k, c0 + j) - m[j])
-            if keeps_exact_exp(out):
-                store3(out, o, k, c0 + j, e)
-            _accumulate(s, comp, j, np.float64(e), x)
-    _finish(s, comp)
-    inv = compute_empty(x, w)
+    s = np.empty(w, np.float64)
+    softmax_columns_stats(x, out, o, c0, w, 0, x.shape[1], m, s)
+    f = compute_empty(out, w)
+    nan = to_compute(out, np.nan)
     for j in range(w):
-        inv[j] = to_compute(out, 1.0 / s[j])
-    for k in range(x.shape[1]):
-        if keeps_exact_exp(out):
-            for j in range(w):
-                store3(out, o, k, c0 + j, load3(out, o, k, c0 + j) * inv[j])
-        else:
-            for j in range(w):
-                store3(out, o, k, c0 + j, exp_(load3(x, o, k, c0 + j) - m[j]) * inv[j])
-    _fix_bad_columns(m, out, o, c0)
+        f[j] = to_compute(out, 1.0 / s[j]) if math.isfinite(m[j]) else nan
+    softmax_columns_scale(x, out, o, c0, w, 0, x.shape[1], m, f)
+
+
+@njit(error_model="numpy")
+def log_softmax_columns_stats(x, o, c0, w, k0, k1, m, s):
+    """As softmax_columns_stats, without storing the terms."""
+    w = np.uint64(w)
+    c0 = np.uint64(c0)
+    _columns_max(x, o, c0, m, k0, k1, w)
+    sh = _shift(m, w)
+    comp = np.zeros(w, np.float64)
+    for j in range(w):
+        s[j] = 0.0
+    for k in range(k0, k1):
+        for j in range(w):
+            _accumulate(s, comp, j, np.float64(exp_(load3(x, o, k, c0 + j) - sh[j])), x)
+    _finish(s, comp, w)
+
+
+@njit(error_model="numpy")
+def log_softmax_columns_write(x, out, o, c0, w, k0, k1, m, log_s):
+    """out = (x - m) - log_s per column; log_s NaN marks a NaN column."""
+    w = np.uint64(w)
+    c0 = np.uint64(c0)
+    for k in range(k0, k1):
+        for j in range(w):
+            store3(out, o, k, c0 + j, (load3(x, o, k, c0 + j) - m[j]) - log_s[j])
 
 
 @njit(error_model="numpy")
 def log_softmax_columns(x, out, o, c0, c1):
-    w = np.uint64(c1 - c0)
-    c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation
+    w = c1 - c0
     m = compute_empty(x, w)
-    _columns_max(x, o, c0, m)
-    s = np.zeros(w, np.float64)
-    comp = np.zeros(w, np.float64)
-    for k in range(x.shape[1]):
-        for j in range(w):
-            _accumulate(s, comp, j, np.float64(exp_(load3(x, o, k, c0 + j) - m[j])), x)
-    _finish(s, comp)
+    s = np.empty(w, np.float64)
+    log_softmax_columns_stats(x, o, c0, w, 0, x.shape[1], m, s)
     log_s = compute_empty(x, w)
+    nan = to_compute(out, np.nan)
     for j in range(w):
-        log_s[j] = to_compute(out, math.log(s[j]))
-    for k in range(x.shape[1]):
-        for j in range(w):
-            store3(out, o, k, c0 + j, (load3(x, o, k, c0 + j) - m[j]) - log_s[j])
-    _fix_bad_columns(m, out, o, c0)
+        log_s[j] = to_compute(out, math.log(s[j])) if math.isfinite(m[j]) else nan
+    log_softmax_columns_write(x, out, o, c0, w, 0, x.shape[1], m, log_s)
+
+
+@njit(error_model="numpy")
+def merge_pieces(m, s, t0, pieces, w, log):
+    """Merge the per-piece column statistics m[t0:t0 + pieces], s[...] (from *_stats over
+    consecutive row pieces of one column tile) in place: each piece's s[t0 + p, j] becomes
+    the factor of its terms, exp(shift_p - M) / S (softmax), or row t0 of m, s the overall
+    max and log(S) (log). M is the column max, S the float64 sum; NaN factor or log(S) where
+    M is not finite (a NaN column by convention)."""
+    for j in range(w):
+        big = np.float64(-np.inf)
+        for p in range(pieces):
+            big = fmaximum(big, np.float64(m[t0 + p, j]))
+        total = 0.0
+        comp = 0.0
+        if math.isfinite(big):
+            for p in range(pieces):
+                mp = np.float64(m[t0 + p, j])
+                if mp != -np.inf:  # an all -inf piece adds nothing (its terms are exact 0s)
+                    total, comp = _neumaier_add(total, comp, s[t0 + p, j] * math.exp(mp - big))
+        total += comp
+        if log:
+            m[t0, j] = big
+            s[t0, j] = math.log(total) if math.isfinite(big) else np.nan
+            continue
+        for p in range(pieces):
+            mp = np.float64(m[t0 + p, j])
+            if not math.isfinite(big):
+                s[t0 + p, j] = np.nan
+            elif mp == -np.inf:
+                s[t0 + p, j] = 0.0
+            else:
+                s[t0 + p, j] = math.exp(mp - big) / total
 
 
 @njit(error_model="numpy")
@@ -131,7 +204,7 @@ def logsumexp_columns(x, out, o, c0, c1):
     w = np.uint64(c1 - c0)
     c0 = np.uint64(c0)  # unsigned column indices: see _slices on wraparound and vectorisation
     m = compute_empty(x, w)
-    _columns_max(x, o, c0, m)
+    _columns_max(x, o, c0, m, 0, x.shape[1], w)
     # The log1p form of _slices.lse_stats: r sums exp(x - m) below the column max, c counts
     # the entries at it (a select each: the loop still vectorises).
     r = np.zeros(w, np.float64)
@@ -145,7 +218,7 @@ def logsumexp_columns(x, out, o, c0, c1):
             below = v < m[j]
             _accumulate(r, comp, j, np.float64(select(below, exp_(v - m[j]), zero)), x)
             c[j] += np.float64(select(below, zero, one))
-    _finish(r, comp)
+    _finish(r, comp, w)
     for j in range(w):
         store2(out, o, c0 + j, to_compute(out, lse_value(np.float64(m[j]), c[j], r[j])))
 
@@ -159,7 +232,7 @@ def softmax_backward_columns(g, y, out, o, c0, c1):
     for k in range(g.shape[1]):
         for j in range(w):
             _accumulate(d, comp, j, np.float64(load3(g, o, k, c0 + j) * load3(y, o, k, c0 + j)), g)
-    _finish(d, comp)
+    _finish(d, comp, w)
     dc = compute_empty(g, w)
     for j in range(w):
         dc[j] = to_compute(out, d[j])
@@ -178,7 +251,7 @@ def log_softmax_backward_columns(g, y, out, o, c0, c1):
     for k in range(g.shape[1]):
         for j in range(w):
             _accumulate(s, comp, j, np.float64(load3(g, o, k, c0 + j)), g)
-    _finish(s, comp)
+    _finish(s, comp, w)
     sc = compute_empty(g, w)
     for j in range(w):
         sc[j] = to_compute(out, s[j])

@@ -6,139 +6,45 @@ stays a scalar libm call and blocks vectorisation of every loop it is in; ``exp_
 range reduction + polynomial + an exponent built from integer bits, all of which LLVM turns
 into packed AVX2 instructions (checked with ``inspect_asm``: ``vfmadd...ps``, ``vroundps``).
 
-Storage vs compute type: float16 arrays travel to the kernels as their ``uint16`` bit
-patterns (Numba's CPU target has no float16) and are widened to float32 on load and
-rounded back on store by LLVM's own ``half`` conversions (``vcvtph2ps``/``vcvtps2ph``).
+The LLVM intrinsics (``_intrinsics``: fmaximum, fma, select, ...) and the storage <-> compute
+type overloads (``_storage``: float16 data travels as its ``uint16`` bits, widened to float32
+on load and rounded back on store) live in their own modules and are re-exported here, where
+the kernels import their building blocks from.
 """
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-# ---------------------------------------------------------------------------------------
-# LLVM intrinsics that Numba does not expose
-# ---------------------------------------------------------------------------------------
-
-
-def _llvm_float_type(ty):
-    return ir.FloatType() if ty == types.float32 else ir.DoubleType()
-
-
-def _binary_float_intrinsic(name):
-    def typer(typingctx, a, b):
-        if a not in (types.float32, types.float64) or a != b:
-            return None
-        sig = a(a, b)
-
-        def codegen(context, builder, signature, args):
-            fty = _llvm_float_type(signature.return_type)
-            fn = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(fty, [fty, fty]), f"{name}.{fty.intrinsic_name}"
-            )
-            return builder.call(fn, args)
-
-        return sig, codegen
-
-    return intrinsic(typer)
-
-
-# llvm.maximum/minimum propagate NaN (unlike maxps and Python's max, which drop it) and,
-# unlike an `if`, vectorise inside reductions: a NaN anywhere in a slice makes its max NaN,
-# which is how the kernels detect NaN slices without a compare in the hot loop.
-fmaximum = _binary_float_intrinsic("llvm.maximum")
-fminimum = _binary_float_intrinsic("llvm.minimum")
-
-
-@intrinsic
-def fma(typingctx, a, b, c):
-    """Fused a * b + c with one rounding (Cody-Waite reduction needs it exact)."""
-    if a not in (types.float32, types.float64) or not (a == b == c):
-        return None
-    sig = a(a, a, a)
-
-    def codegen(context, builder, signature, args):
-        fty = _llvm_float_type(signature.return_type)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(fty, [fty, fty, fty]), f"llvm.fma.{fty.intrinsic_name}"
-        )
-        return builder.call(fn, args)
-
-    return sig, codegen
-
-
-@intrinsic
-def select(typingctx, cond, a, b):
-    """``a if cond else b`` as one LLVM select (no branch): Numba's conditional expression
-    became a branch that kept the masked loops of _scaled from vectorising."""
-    if cond != types.boolean or a not in (types.float32, types.float64) or a != b:
-        return None
-    sig = a(cond, a, a)
-
-    def codegen(context, builder, signature, args):
-        return builder.select(args[0], args[1], args[2])
-
-    return sig, codegen
-
-
-@intrinsic
-def rint(typingctx, a):
-    """Round to nearest integer (ties to even), staying in floating point (vroundps)."""
-    if a not in (types.float32, types.float64):
-        return None
-    sig = a(a)
-
-    def codegen(context, builder, signature, args):
-        fty = _llvm_float_type(signature.return_type)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(fty, [fty]), f"llvm.rint.{fty.intrinsic_name}"
-        )
-        return builder.call(fn, args)
-
-    return sig, codegen
-
-
-@intrinsic
-def _int32_bits_as_float32(typingctx, i):
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
-
-
-@intrinsic
-def _int64_bits_as_float64(typingctx, i):
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
-
-
-@intrinsic
-def half_bits_to_float32(typingctx, bits):
-    """IEEE binary16 bit pattern (uint16) -> float32, exactly."""
-    sig = types.float32(types.uint16)
-
-    def codegen(context, builder, signature, args):
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
-
-    return sig, codegen
-
-
-@intrinsic
-def float32_to_half_bits(typingctx, value):
-    """float32 -> IEEE binary16 bit pattern (uint16), rounded to nearest even."""
-    sig = types.uint16(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
-
-    return sig, codegen
+# Re-exported: the kernels import their building blocks from here (fmaximum, load2, ...).
+from ._intrinsics import (  # noqa: F401
+    _int32_bits_as_float32,
+    _int64_bits_as_float64,
+    _llvm_float_type,
+    float32_to_half_bits,
+    fma,
+    fmaximum,
+    fminimum,
+    half_bits_to_float32,
+    rint,
+    select,
+)
+from ._storage import (  # noqa: F401
+    compute_empty,
+    compute_neg_inf,
+    compute_zero,
+    computes_in_float64,
+    keeps_exact_exp,
+    load,
+    load2,
+    load3,
+    store,
+    store2,
+    store3,
+    sum_block,
+    to_compute,
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -241,190 +147,6 @@ def _exp_overload(d):
     if d == types.float64:
         return lambda d: _exp_f64(d)
     return None
-
-
-# ---------------------------------------------------------------------------------------
-# storage <-> compute
-# ---------------------------------------------------------------------------------------
-
-
-def load(a, i):
-    """a[i] widened to the compute type (float16 bits -> float32)."""
-    raise TypeError("load is only callable from compiled code")
-
-
-def store(a, i, v):
-    """a[i] = v, narrowed to a's storage type."""
-    raise TypeError("store is only callable from compiled code")
-
-
-def compute_zero(a):
-    """0 in the compute type of array a (float32 for float32 and float16 storage)."""
-    raise TypeError("compute_zero is only callable from compiled code")
-
-
-def compute_neg_inf(a):
-    """-inf in the compute type of array a."""
-    raise TypeError("compute_neg_inf is only callable from compiled code")
-
-
-def computes_in_float64(a):
-    """Whether array a's compute type is float64."""
-    raise TypeError("computes_in_float64 is only callable from compiled code")
-
-
-@overload(computes_in_float64, inline="always")
-def _computes_in_float64_overload(a):
-    f64 = a.dtype == types.float64
-    return lambda a: f64
-
-
-def sum_block(a):
-    """Elements per vectorised partial sum for array a's dtype (totalled with compensation).
-
-    float32: 512 (LLVM's 64 partial accumulators hold 8 terms each). float64: 128, since 512
-    left integer-valued float64 rows (many equal terms, errors that do not average out) at
-    1.4x the float64 log_softmax bound.
-    """
-    raise TypeError("sum_block is only callable from compiled code")
-
-
-@overload(sum_block, inline="always")
-def _sum_block_overload(a):
-    size = 128 if a.dtype == types.float64 else 512
-    return lambda a: size
-
-
-def keeps_exact_exp(a):
-    """Whether exp values stored in a can be read back without loss (not so for float16)."""
-    raise TypeError("keeps_exact_exp is only callable from compiled code")
-
-
-@overload(load, inline="always")
-def _load_overload(a, i):
-    if a.dtype == types.uint16:
-        return lambda a, i: half_bits_to_float32(a[i])
-    return lambda a, i: a[i]
-
-
-@overload(store, inline="always")
-def _store_overload(a, i, v):
-    if a.dtype == types.uint16:
-        def store_half(a, i, v):
-            a[i] = float32_to_half_bits(v)
-
-        return store_half
-
-    def store_same(a, i, v):
-        a[i] = v
-
-    return store_same
-
-
-def load2(a, i, j):
-    """a[i, j] widened to the compute type."""
-    raise TypeError("load2 is only callable from compiled code")
-
-
-def store2(a, i, j, v):
-    """a[i, j] = v, narrowed to a's storage type."""
-    raise TypeError("store2 is only callable from compiled code")
-
-
-@overload(load2, inline="always")
-def _load2_overload(a, i, j):
-    if a.dtype == types.uint16:
-        return lambda a, i, j: half_bits_to_float32(a[i, j])
-    return lambda a, i, j: a[i, j]
-
-
-@overload(store2, inline="always")
-def _store2_overload(a, i, j, v):
-    if a.dtype == types.uint16:
-        def store_half(a, i, j, v):
-            a[i, j] = float32_to_half_bits(v)
-
-        return store_half
-
-    def store_same(a, i, j, v):
-        a[i, j] = v
-
-    return store_same
-
-
-def load3(a, i, j, k):
-    """a[i, j, k] widened to the compute type."""
-    raise TypeError("load3 is only callable from compiled code")
-
-
-def store3(a, i, j, k, v):
-    """a[i, j, k] = v, narrowed to a's storage type."""
-    raise TypeError("store3 is only callable from compiled code")
-
-
-@overload(load3, inline="always")
-def _load3_overload(a, i, j, k):
-    if a.dtype == types.uint16:
-        return lambda a, i, j, k: half_bits_to_float32(a[i, j, k])
-    return lambda a, i, j, k: a[i, j, k]
-
-
-@overload(store3, inline="always")
-def _store3_overload(a, i, j, k, v):
-    if a.dtype == types.uint16:
-        def store_half(a, i, j, k, v):
-            a[i, j, k] = float32_to_half_bits(v)
-
-        return store_half
-
-    def store_same(a, i, j, k, v):
-        a[i, j, k] = v
-
-    return store_same
-
-
-@overload(compute_zero, inline="always")
-def _compute_zero_overload(a):
-    if a.dtype == types.float64:
-        return lambda a: _F64_ZERO
-    return lambda a: _F32_ZERO
-
-
-@overload(compute_neg_inf, inline="always")
-def _compute_neg_inf_overload(a):
-    if a.dtype == types.float64:
-        return lambda a: _F64_NEG_INF
-    return lambda a: _F32_NEG_INF
-
-
-@overload(keeps_exact_exp, inline="always")
-def _keeps_exact_exp_overload(a):
-    exact = a.dtype != types.uint16
-    return lambda a: exact
-
-
-def to_compute(a, v):
-    """v (a float64 row statistic) rounded to the compute type of array a."""
-    raise TypeError("to_compute is only callable from compiled code")
-
-
-def compute_empty(a, n):
-    """An uninitialised 1-D work array of n elements in the compute type of array a."""
-    raise TypeError("compute_empty is only callable from compiled code")
-
-
-@overload(to_compute, inline="always")
-def _to_compute_overload(a, v):
-    if a.dtype == types.float64:
-        return lambda a, v: np.float64(v)
-    return lambda a, v: np.float32(v)
-
-
-@overload(compute_empty, inline="always")
-def _compute_empty_overload(a, n):
-    if a.dtype == types.float64:
-        return lambda a, n: np.empty(n, np.float64)
-    return lambda a, n: np.empty(n, np.float32)
 
 
 # ---------------------------------------------------------------------------------------

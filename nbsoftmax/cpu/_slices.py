@@ -12,8 +12,8 @@ softmax is max / exp+store+sum / scale with the slice resident in L1/L2, which b
 online (fused max+sum) variant everywhere but 4M-element rows. float16 output cannot hold
 exp values exactly, so its scale pass recomputes exp from the input instead (one rounding).
 
-Sums are float32 (compute type) partial sums over blocks of ``BLOCK`` elements, so that
-the inner loop vectorises, totalled in float64 with Neumaier compensation: rows of 50M
+Sums (``_sums``) are float32 (compute type) partial sums over blocks of ``BLOCK`` elements, so
+that the inner loop vectorises, totalled in float64 with Neumaier compensation: rows of 50M
 float32 elements still sum to 1 within 1e-7.
 """
 
@@ -22,31 +22,39 @@ import math
 import numpy as np
 from numba import njit
 
+# Re-exported: the kernels of other modules read these as _slices names.
+from ._lse_stats import combine_lse, logsumexp_slice, lse_stats, lse_value  # noqa: F401
 from ._math import (
     compute_neg_inf,
     compute_zero,
     exp_,
     fmaximum,
-    keeps_exact_exp,
     sum_block,
     load2,
-    select,
     store2,
     to_compute,
 )
+from ._sums import (  # noqa: F401
+    BLOCK,
+    ONLINE_BLOCKS,
+    REDUCE,
+    _block_exp_store_sum,
+    _block_max,
+    _neumaier_add,
+    combine_stats,
+    dot_range,
+    exp_store_sum,
+    exp_sum,
+    exp_sum_range,
+    online_stats,
+    total_range,
+)
 
-BLOCK = 512  # float32/float16; float64 sums in blocks of 128 (see _math.sum_block)
-ONLINE_BLOCKS = 32  # summing blocks per step of online_stats
 LONG_ROW_BYTES = 4 << 20
 
 # Loops over j in range(b0, b1) run on unsigned indices: with a signed j whose sign LLVM
 # cannot prove (b0 comes from an outer loop), Numba's negative-index wraparound blocks
 # vectorisation, and exp+store+sum over 4096 x 1000 float32 took 5.4 ms instead of 0.7 ms.
-
-# Reductions only vectorise when LLVM may reorder them; 'nnan'/'ninf' are left out on purpose
-# (full fastmath turned NaN rows into finite wrong ones), and these four were measured as
-# fast as full fastmath.
-REDUCE = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @njit(fastmath=REDUCE, error_model="numpy")
@@ -55,168 +63,6 @@ def slice_max(x, i):
     for j in range(x.shape[1]):
         m = fmaximum(m, load2(x, i, j))
     return m
-
-
-@njit(error_model="numpy")
-def _neumaier_add(total, comp, v):
-    t = total + v
-    if abs(total) >= abs(v):
-        comp += (total - t) + v
-    else:
-        comp += (v - t) + total
-    return t, comp
-
-
-@njit(fastmath=REDUCE, error_model="numpy")
-def _block_exp_store_sum(x, i, m, out, b0, b1):
-    s = compute_zero(x)
-    for j in range(np.uint64(b0), np.uint64(b1)):
-        e = exp_(load2(x, i, j) - m)
-        if keeps_exact_exp(out):
-            store2(out, i, j, e)
-        s += e
-    return s
-
-
-@njit(fastmath=REDUCE, error_model="numpy")
-def _block_exp_sum(x, i, m, b0, b1):
-    s = compute_zero(x)
-    for j in range(np.uint64(b0), np.uint64(b1)):
-        s += exp_(load2(x, i, j) - m)
-    return s
-
-
-@njit(fastmath=REDUCE, error_model="numpy")
-def _block_dot(g, y, i, b0, b1):
-    s = compute_zero(g)
-    for j in range(np.uint64(b0), np.uint64(b1)):
-        s += load2(g, i, j) * load2(y, i, j)
-    return s
-
-
-@njit(fastmath=REDUCE, error_model="numpy")
-def _block_sum(g, i, b0, b1):
-    s = compute_zero(g)
-    for j in range(np.uint64(b0), np.uint64(b1)):
-        s += load2(g, i, j)
-    return s
-
-
-@njit(fastmath=REDUCE, error_model="numpy")
-def _block_max(x, i, b0, b1):
-    m = compute_neg_inf(x)
-    for j in range(np.uint64(b0), np.uint64(b1)):
-        m = fmaximum(m, load2(x, i, j))
-    return m
-
-
-@njit(error_model="numpy")
-def online_stats(x, i, b0, b1):
-    """(max, sum(exp(x - max))) of x[i, b0:b1] in one read from memory.
-
-    Super-blocks of ONLINE_BLOCKS summing blocks (16-32 KiB, in L1) are read twice from
-    cache: their max, then their compensated exp-sum against it; the running sum is
-    rescaled when the max grows (Milakov & Gimelshein's online softmax at super-block
-    granularity). Rescaling per 128-element block instead put float64 log_softmax of a
-    600,000-element row at 1.18x its bound: each rescale is one more rounding. max is NaN
-    or +inf when the slice is NaN by convention; an all -inf (or empty) slice gives (-inf, 0).
-    """
-    step = sum_block(x) * ONLINE_BLOCKS
-    m = np.float64(-np.inf)
-    s = 0.0
-    for c0 in range(b0, b1, step):
-        c1 = min(c0 + step, b1)
-        bm = _block_max(x, i, c0, c1)
-        if bm == -np.inf:
-            continue  # contributes exp(-inf) = 0; and exp(-inf - -inf) would be NaN
-        if not math.isfinite(bm):
-            return np.float64(bm), 0.0
-        bs = exp_sum_range(x, i, bm, c0, c1)
-        bm64 = np.float64(bm)
-        if bm64 > m:
-            s = s * math.exp(m - bm64) + bs
-            m = bm64
-        else:
-            s += bs * math.exp(bm64 - m)
-    return m, s
-
-
-@njit(error_model="numpy")
-def combine_stats(m1, s1, m2, s2):
-    """Merge two (max, sum) pairs from online_stats."""
-    if not math.isfinite(m1) and m1 != -np.inf:
-        return m1, s1
-    if not math.isfinite(m2) and m2 != -np.inf:
-        return m2, s2
-    if m2 == -np.inf:
-        return m1, s1
-    if m1 == -np.inf:
-        return m2, s2
-    if m2 > m1:
-        return m2, s1 * math.exp(m1 - m2) + s2
-    return m1, s1 + s2 * math.exp(m2 - m1)
-
-
-@njit(error_model="numpy")
-def exp_store_sum(x, i, m, out):
-    """sum(exp(x[i] - m)) in float64; also writes the exp values to out where it can hold them."""
-    block = sum_block(x)
-    n = x.shape[1]
-    if n <= block:  # short rows: no block loop (100000 x 10 went from 4.3 to ~9 GB/s)
-        return np.float64(_block_exp_store_sum(x, i, m, out, 0, n))
-    total = 0.0
-    comp = 0.0
-    for b0 in range(0, n, block):
-        b1 = min(b0 + block, n)
-        total, comp = _neumaier_add(total, comp, np.float64(_block_exp_store_sum(x, i, m, out, b0, b1)))
-    return total + comp
-
-
-@njit(error_model="numpy")
-def exp_sum_range(x, i, m, b0, b1):
-    """sum(exp(x[i, b0:b1] - m)) in float64, compensated across blocks."""
-    block = sum_block(x)
-    if b1 - b0 <= block:
-        return np.float64(_block_exp_sum(x, i, m, b0, b1))
-    total = 0.0
-    comp = 0.0
-    for c0 in range(b0, b1, block):
-        c1 = min(c0 + block, b1)
-        total, comp = _neumaier_add(total, comp, np.float64(_block_exp_sum(x, i, m, c0, c1)))
-    return total + comp
-
-
-@njit(error_model="numpy")
-def exp_sum(x, i, m):
-    return exp_sum_range(x, i, m, 0, x.shape[1])
-
-
-@njit(error_model="numpy")
-def dot_range(g, y, i, b0, b1):
-    """sum(g[i, b0:b1] * y[i, b0:b1]) in float64."""
-    block = sum_block(g)
-    if b1 - b0 <= block:
-        return np.float64(_block_dot(g, y, i, b0, b1))
-    total = 0.0
-    comp = 0.0
-    for c0 in range(b0, b1, block):
-        c1 = min(c0 + block, b1)
-        total, comp = _neumaier_add(total, comp, np.float64(_block_dot(g, y, i, c0, c1)))
-    return total + comp
-
-
-@njit(error_model="numpy")
-def total_range(g, i, b0, b1):
-    """sum(g[i, b0:b1]) in float64."""
-    block = sum_block(g)
-    if b1 - b0 <= block:
-        return np.float64(_block_sum(g, i, b0, b1))
-    t = 0.0
-    comp = 0.0
-    for c0 in range(b0, b1, block):
-        c1 = min(c0 + block, b1)
-        t, comp = _neumaier_add(t, comp, np.float64(_block_sum(g, i, c0, c1)))
-    return t + comp
 
 
 @njit(error_model="numpy")
@@ -374,103 +220,6 @@ def log_softmax_slice_general(x, out, i):
         write_log_softmax_inplace(out, i, m, log_s, 0, x.shape[1])
     else:
         write_log_softmax(x, out, i, m, log_s, 0, x.shape[1])
-
-
-# logsumexp in the log1p form (SciPy's, gh-18295): with m the max, c the number of entries
-# equal to it and r the sum of exp(x - m) over the others, log(sum(exp(x))) =
-# m + log1p((c - 1) + r). Near 0 this keeps relative precision that m + log(c + r) loses:
-# float64 [0, -40] is 4.248354255291589e-18, not 0.0 (1 + 4e-18 rounds to 1). r must be
-# summed without the max entries, whose 1.0 would absorb the small terms (subtracting 1.0
-# afterwards cannot bring them back), so the summing loop keeps two sums: exp(x - m) below
-# m, and the count of entries at m (a select each, which vectorises).
-
-
-@njit(fastmath=REDUCE, error_model="numpy")
-def _block_lse_sums(x, i, m, b0, b1):
-    """(sum of exp(x - m) over entries below m, number of entries equal to m) of
-    x[i, b0:b1], for a finite m that is at least every entry (no NaN in the range)."""
-    r = compute_zero(x)
-    c = compute_zero(x)
-    zero = compute_zero(x)
-    one = to_compute(x, 1.0)
-    for j in range(np.uint64(b0), np.uint64(b1)):
-        v = load2(x, i, j)
-        below = v < m
-        r += select(below, exp_(v - m), zero)
-        c += select(below, zero, one)
-    return r, c
-
-
-@njit(error_model="numpy")
-def _lse_sums_range(x, i, m, b0, b1):
-    """_block_lse_sums over any range: r compensated across blocks in float64, c exact."""
-    block = sum_block(x)
-    if b1 - b0 <= block:
-        r, c = _block_lse_sums(x, i, m, b0, b1)
-        return np.float64(r), np.float64(c)
-    total = 0.0
-    comp = 0.0
-    count = 0.0
-    for c0 in range(b0, b1, block):
-        r, c = _block_lse_sums(x, i, m, c0, min(c0 + block, b1))
-        total, comp = _neumaier_add(total, comp, np.float64(r))
-        count += np.float64(c)
-    return total + comp, count
-
-
-@njit(error_model="numpy")
-def lse_stats(x, i, b0, b1):
-    """(m, c, r) of x[i, b0:b1] (see above) in one read from memory, by super-blocks as in
-    online_stats: when the max grows, the old max entries join r. m is NaN or +inf when the
-    slice is NaN or +inf by convention (c, r then 0); all -inf (or empty) gives (-inf, 0, 0)."""
-    step = sum_block(x) * ONLINE_BLOCKS
-    m = np.float64(-np.inf)
-    c = 0.0
-    r = 0.0
-    for c0 in range(b0, b1, step):
-        c1 = min(c0 + step, b1)
-        bm = _block_max(x, i, c0, c1)
-        if bm == -np.inf:
-            continue
-        if not math.isfinite(bm):
-            return np.float64(bm), 0.0, 0.0
-        br, bc = _lse_sums_range(x, i, bm, c0, c1)
-        m, c, r = combine_lse(m, c, r, np.float64(bm), bc, br)
-    return m, c, r
-
-
-@njit(error_model="numpy")
-def combine_lse(m1, c1, r1, m2, c2, r2):
-    """Merge two (m, c, r) triples of lse_stats."""
-    if not math.isfinite(m1) and m1 != -np.inf:
-        return m1, c1, r1
-    if not math.isfinite(m2) and m2 != -np.inf:
-        return m2, c2, r2
-    if m2 == -np.inf:
-        return m1, c1, r1
-    if m1 == -np.inf:
-        return m2, c2, r2
-    if m1 == m2:
-        return m1, c1 + c2, r1 + r2
-    if m2 > m1:
-        return m2, c2, r2 + (c1 + r1) * math.exp(m1 - m2)
-    return m1, c1, r1 + (c2 + r2) * math.exp(m2 - m1)
-
-
-@njit(error_model="numpy")
-def lse_value(m, c, r):
-    """m + log1p((c - 1) + r), or m itself when it is not finite: NaN stays NaN, all -inf
-    (or empty) gives -inf, any +inf without NaN gives +inf."""
-    if not math.isfinite(m):
-        return m
-    return m + math.log1p((c - 1.0) + r)
-
-
-@njit(error_model="numpy")
-def logsumexp_slice(x, i):
-    """log(sum(exp(x[i]))) in float64 (the caller rounds it to the result type)."""
-    m, c, r = lse_stats(x, i, 0, x.shape[1])
-    return lse_value(m, c, r)
 
 
 @njit(error_model="numpy")
