@@ -28,34 +28,71 @@ needs_linux = pytest.mark.skipif(
 # ------------------------------------------------------------------ the static check
 
 
-@needs_linux
-def test_every_variant_compiles_launchable_for_sm80_and_sm90(tmp_path):
-    """The CI gate: every variant the launcher can select, compiled for sm_80 and sm_90,
-    fits the register file and shared memory at the most threads the launcher asks."""
-    report = tmp_path / "verify.json"
+@pytest.fixture(scope="module")
+def static_check(tmp_path_factory):
+    """One run of the static check for the whole module (compiling ~400 variants for two
+    architectures is the slow part): (report, rows, printed output, number of keys)."""
+    if sys.platform != "linux":
+        pytest.skip("the CUDA toolkit wheels of the [test] extra are Linux-only")
+    tmp = tmp_path_factory.mktemp("verify")
+    report = tmp / "verify.json"
     out = run_python(
         # the guard: verify's worker processes start by importing this script
         "import sys\nfrom nbsoftmax.cuda import verify, _variants\n"
         "if __name__ == '__main__':\n"
         "    print('KEYS', len(_variants.all_keys()))\n"
         "    sys.exit(verify.main(sys.argv[1:]))\n",
-        env=NO_SIMULATOR, timeout=1800,  # ~2 min on 2 idle cores; a hang guard
+        env=NO_SIMULATOR, timeout=1800,  # a few minutes on 2 idle cores; a hang guard
+        # global accesses counted from the PTX: nvdisasm on every variant would add minutes
         args=("--cc", "8.0", "9.0", "--no-sass", "--json", str(report),
-              "--rows-json", str(tmp_path / "rows.json")))
-    data = json.loads(report.read_text())
-    rows = json.loads((tmp_path / "rows.json").read_text())
+              "--rows-json", str(tmp / "rows.json")))
+    keys = int(next(line.split()[1] for line in out.splitlines() if line.startswith("KEYS")))
+    return (json.loads(report.read_text()), json.loads((tmp / "rows.json").read_text()), out,
+            keys)
+
+
+def test_every_variant_compiles_launchable_for_sm80_and_sm90(static_check):
+    """The CI gate: every variant the launcher can select, compiled for sm_80 and sm_90,
+    fits the register file and shared memory at the most threads the launcher asks."""
+    data, rows, out, keys = static_check
     assert {r["arch"] for r in rows} == {"sm_80", "sm_90"}
     assert all(r["requested_threads"] <= r["max_threads"] for r in rows)
-    assert set(data) == {"variants", "unlaunchable", "spilling"}
-    keys = int(next(line.split()[1] for line in out.splitlines() if line.startswith("KEYS")))
+    assert set(data) == {"variants", "unlaunchable", "spilling", "low_occupancy",
+                         "extra_accesses"}
     assert data["variants"] == keys > 200
     assert data["unlaunchable"] == [], data["unlaunchable"]
-    assert isinstance(data["spilling"], list)
     assert "0 unlaunchable" in out
 
 
+def test_kernel_metrics_gates(static_check):
+    """Issue 14's gates: no forward/backward/logsumexp kernel spills; block and split
+    kernels reach 50% theoretical occupancy at their thread count; each warp and block
+    (fused) kernel loads each element it holds once and stores it once (backward: g and y
+    once each), so a row up to 1024 x items is read once from global memory."""
+    data, rows, out, keys = static_check
+    assert data["spilling"] == [], data["spilling"]
+    assert data["low_occupancy"] == [], data["low_occupancy"]
+    assert data["extra_accesses"] == [], data["extra_accesses"]
+    fused = [r for r in rows if r["family"] in ("warp", "block")]
+    assert fused and all(r["reads_per_element"] in (1.0, 2.0) and r["writes_per_element"] == 1.0
+                         for r in fused)
+    # the split path: STATS reads its chunk and stores two float64 per block; APPLY reads
+    # the chunk once more and writes it (plus the row's merged statistics)
+    for r in rows:
+        if r["family"] == "split" and r["key"][1] == "softmax":
+            stores = r["memory"].get("store.32", 0) if r["key"][-1] == "float32" else None
+            if r["key"][2] == "stats":
+                assert r["memory"].get("store.64", 0) + r["memory"].get("store.32", 0) <= 2
+            elif stores is not None:
+                assert stores == int(r["key"][3]), r
+    # every logsumexp kernel is checked (the lse family: _lse_api launches them)
+    assert {r["family"] for r in rows} >= {"lse", "split", "merge", "warp", "block", "columns"}
+    assert not any(r["key"][1] == "logsumexp" for r in rows
+                   if r["family"] in ("warp", "block", "split", "columns"))
+
+
 def test_register_file_arithmetic():
-    from nbsoftmax.cuda.verify import max_launchable_threads
+    from nbsoftmax.cuda._sass import max_launchable_threads
 
     # 64 registers: 32 warps x 2,048 = the 64K file exactly
     assert max_launchable_threads(64) == 1024
@@ -69,7 +106,7 @@ def test_register_file_arithmetic():
 
 
 def test_ptxas_and_sass_parsing():
-    from nbsoftmax.cuda.verify import parse_ptxas, sass_profile
+    from nbsoftmax.cuda._sass import parse_ptxas, sass_profile
 
     text = ("ptxas info    : Function properties for k\n"
             "    0 bytes stack frame, 104 bytes spill stores, 96 bytes spill loads\n"
@@ -93,7 +130,61 @@ def test_ptxas_and_sass_parsing():
         /*0080*/                   NOP;
 """
     # 7 instructions (padding dropped); one loop loads from global memory: 3 instructions
-    assert sass_profile(sass) == (7, 3)
+    profile = sass_profile(sass)
+    assert (profile["total"], profile["loops"]) == (7, 3)
+    assert profile["memory"] == profile["loop_memory"] == {"load.32": 1}
+    widths = sass.replace("LDG.E R2", "LDG.E.128.CONSTANT R2").replace(
+        "LDS R2, [R0]", "STG.E.U16 desc[UR4][R6.64], R2")
+    assert sass_profile(widths)["memory"] == {"load.128.nc": 1, "store.16": 1}
+
+
+def test_occupancy_and_access_counts():
+    from nbsoftmax.cuda._sass import access_bits, occupancy, ptx_memory, widths
+
+    # 1024 threads at 64 registers: the whole register file, one block, half the threads
+    assert occupancy(64, 1024, 256) == (1, 0.5)
+    assert occupancy(65, 512, 0) == (1, 0.25)  # 72 per thread after rounding: 1 x 512
+    assert occupancy(32, 256, 0) == (8, 1.0)
+    # shared memory: 48 KB + 1 KB reserved per block, 228 KB per SM on sm_90, 164 on sm_80
+    assert occupancy(16, 64, 48 * 1024) == (4, 0.125)
+    assert occupancy(16, 64, 48 * 1024, "sm_80") == (3, 0.094)
+    assert occupancy(16, 32, 0) == (32, 0.5)  # the 32-block limit
+    ptx = ("ld.global.f32 %f1, [%rd1];\n\tld.global.nc.v4.f32 {%f1,%f2,%f3,%f4}, [%rd2];\n"
+           "\tld.global.u8 %rs1, [%rd3];\n\tst.global.v2.f64 [%rd4], {%fd1, %fd2};\n"
+           "\tld.shared.f32 %f9, [%r1];")
+    counts = ptx_memory(ptx)
+    assert counts == {"load.32": 1, "load.128.nc": 1, "load.8": 1, "store.128": 1}
+    assert access_bits(counts, "load") == 168 and access_bits(counts, "store") == 128
+    assert widths(counts) == "ld 1x128nc 1x32 1x8 / st 1x128"
+
+
+def test_per_element_metrics_and_gates():
+    """The per-element columns and the gates, on made-up rows (no compiler needed)."""
+    import numpy as np
+
+    from nbsoftmax.cuda import verify
+
+    f32 = np.dtype(np.float32)
+
+    def row(key, total, memory, registers=32):
+        return {"variant": ":".join(map(str, key)), "key": [str(k) for k in key],
+                "family": key[0], "arch": "sm_90", "registers": registers, "shared": 256,
+                "spill_stores": 0, "spill_loads": 0, "maxntid": 1024, "items": key[2],
+                "itemsize": 4, "memory": memory, "memory_from": "sass", "sass_total": total,
+                "sass_loops": 0}
+
+    rows = [row(("block", "softmax", 4, f32), 300, {"load.32": 4, "store.32": 4}),
+            row(("block", "softmax", 8, f32), 400, {"load.32": 8, "store.32": 16}, 72)]
+    verify._per_element(rows)
+    assert [r["sass_per_element"] for r in rows] == [25.0, 25.0]
+    assert [(r["reads_per_element"], r["writes_per_element"]) for r in rows] == [
+        (1.0, 1.0), (1.0, 2.0)]
+    found = verify.check(rows)
+    assert found["unlaunchable"][0]["variant"] == "block:softmax:8:float32"
+    assert found["low_occupancy"] == [{"variant": "block:softmax:8:float32", "arch": "sm_90",
+                                       "occupancy": 0.0}]
+    assert found["extra_accesses"][0]["reads_writes_per_element"] == [1.0, 2.0]
+    assert "ld 4x32 / st 4x32 (sass)" in verify._table(rows)
 
 
 # ------------------------------------------------------------------ launch limits (defect 1)
@@ -136,7 +227,8 @@ def test_launcher_follows_the_compiled_kernels_limit(launch, monkeypatch):
     rows move to more items per thread or to the split path; loops use fewer threads."""
     import numpy as np
 
-    caps = {"block": 256, "warp": 64, "columns": 128, "scaled": 96, "topk": 200}
+    caps = {"block": 256, "split": 256, "merge": 256, "warp": 64, "columns": 128, "scaled": 96,
+            "topk": 200}
     monkeypatch.setattr(launch, "max_threads", lambda key: caps[key[0]])
     f32 = np.dtype(np.float32)
     for n in (1025, 2000, 4096, 8192, 16384, 100_000):
@@ -451,3 +543,50 @@ def test_toolchain_of_the_test_extra_is_complete():
         "print(_runtime.toolchain_problem(), bool(verify.find_tool('ptxas')))\n",
         env=NO_SIMULATOR)
     assert out.split() == ["None", "True"], out
+
+
+# ------------------------------------------------------------------ the GPU benchmark's report
+
+
+def test_gpu_benchmark_arguments_and_report(tmp_path, capsys):
+    """The benchmark runs only on a GPU; its arguments, rows, table, sweep summary and JSON
+    are checked here, and benchmarks/gpu_check.sh parses (bash -n)."""
+    import subprocess
+
+    from nbsoftmax.cuda import _bench
+
+    args = _bench.parse_args(["--quick", "--json", str(tmp_path / "b.json")])
+    assert args.quick and args.dtypes == ["float32"]
+    assert _bench.parse_args([]).dtypes == ["float32", "float16"]
+    with pytest.raises(SystemExit) as exc:
+        _bench.parse_args(["--dtypes", "int8"])
+    assert exc.value.code == 2
+    quick = list(_bench.cases(True))
+    assert len(quick) == 7 and sum(c[3] for c in quick) == 4
+    assert max(c[1][1] for c in _bench.cases(False) if c[3]) == 65_536  # the issue's sweep
+    nbytes = 4096 * 4096 * 4
+    rows = [_bench.make_row("4096 x 4096", "float32", "softmax", nbytes, 0.05, 0.06, 0.045,
+                            0.07, 0.1),
+            _bench.make_row("4096 x 4096", "float32", "softmax_bwd", nbytes, 0.08, None,
+                            0.045, 0.12),
+            _bench.make_row("16 x 4,000,000", "float32", "softmax", 16 * 4_000_000 * 4, 0.2,
+                            0.21, 0.19)]
+    assert rows[0]["gb_per_s"] == round(2 * nbytes / 0.05 / 1e6, 1)
+    assert rows[0]["of_copy"] == 0.9 and rows[0]["x_torch"] == 1.4 and rows[0]["x_cupy"] == 2.0
+    assert rows[1]["of_copy"] == round(3 * nbytes / 0.08 / (2 * nbytes / 0.045), 3)
+    lines = [_bench.format_row(r) for r in rows]
+    assert all(len(line) == len(_bench.header()) for line in lines)
+    assert lines[1].split()[6] == "-"  # no end-to-end time measured
+    sweep = _bench.sweep_summary(rows, {"4096 x 4096"})
+    assert sweep == {"forward": {"geomean_x_torch": 1.4, "min_x_torch": 1.4, "cases": 1},
+                     "backward": {"geomean_x_torch": 1.5, "min_x_torch": 1.5, "cases": 1}}
+    _bench.write_json(args.json, "test", {"torch": None}, rows, sweep, {"softmax(d)": 9.5})
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["peers"] == ["torch"] and data["rows"][2]["x_torch"] is None
+    assert set(_bench.COLUMNS) <= set(data["rows"][0])
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    subprocess.run(["bash", "-n", str(root / "benchmarks" / "gpu_check.sh")], check=True)
+    with pytest.raises(SystemExit) as exc:
+        _bench.parse_args(["--help"])
+    assert exc.value.code == 0
+    assert "--json" in capsys.readouterr().out

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ._intrinsics import merge_max_sum
-from ._ops import LOG_SOFTMAX_BACKWARD, LOGSUMEXP, SOFTMAX, SOFTMAX_BACKWARD
+from ._ops import LOG_SOFTMAX_BACKWARD, SOFTMAX, SOFTMAX_BACKWARD
 from ._runtime import cuda
 
 MAX_THREADS = 1024
@@ -30,7 +30,7 @@ _F64_ONE = np.float64(1.0)
 
 
 def columns_forward(op, compute):
-    """softmax / log_softmax / logsumexp kernel ``(x, out, outer, n, inner)``."""
+    """softmax / log_softmax kernel ``(x, out, outer, n, inner)`` (logsumexp: ``_kernels_lse``)."""
     neg_inf = compute(-np.inf)
     nan = compute(np.nan)
 
@@ -76,10 +76,6 @@ def columns_forward(op, compute):
         if not active:
             return
         finite = math.isfinite(col_max)
-        if op == LOGSUMEXP:
-            if ty == 0:
-                out[o * inner + k] = col_max + math.log(total) if finite else col_max
-            return
         if not finite:
             total = _F64_ONE
         mc = compute(col_max)

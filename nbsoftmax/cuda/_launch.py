@@ -68,7 +68,7 @@ class Limits:
 
 _limits = Limits()
 _plans = {}
-_BOUNDED = {"warp_threads": "warp", "max_threads": "block", "split_threads": "block",
+_BOUNDED = {"warp_threads": "warp", "max_threads": "block", "split_threads": "split",
             "column_threads": "columns"}
 
 
@@ -230,7 +230,8 @@ def _plan(op, dtype, outer, n, inner):
             if threads <= min(lim.max_threads, max_threads(("block", op, items, dtype))):
                 return ("block", items, rows, threads, (n, 1))
             items *= 2
-    split_threads = min(lim.split_threads, max_threads(("block", op, cap, dtype)) // 32 * 32)
+    split_threads = min(lim.split_threads,
+                        max_threads(("split", op, "apply", cap, dtype)) // 32 * 32)
     split_chunk = split_threads * cap
     chunks = -(-n // split_chunk)
     return ("split", cap, rows, split_threads, (split_chunk, chunks))
@@ -252,19 +253,20 @@ def run(op, inputs, out, outer, n, inner, stream):
         _configure(kernel, grid, block, stream)(*inputs, out, outer, n, extra)
     elif kind == "block":
         kernel = get(("block", op, items, dtype))
-        partials = _placeholder(np.float64, 2)
-        _configure(kernel, grid, block, stream)(*inputs, out, partials, outer, n, n, 1, _ops.FUSED)
+        _configure(kernel, grid, block, stream)(*inputs, out, outer, n)
     else:
+        # STATS per chunk, MERGE once per row, APPLY per chunk (_kernels_block)
         chunk, chunks = extra
-        kernel = get(("block", op, items, dtype))
+        merge = ("merge", op in _ops.BACKWARD)
+        merge_threads = min(max_threads(merge), max(32, _round_up(chunks, 32)))
         space = _workspace.workspace(stream)
-        apply_grid = outer if op == "logsumexp" else outer * chunks
-        with space.lock:  # the STATS/APPLY pair of one call must not interleave with another's
+        with space.lock:  # the launches of one call must not interleave with another's
             partials = space.take(2 * outer * chunks, stream)
-            _configure(kernel, outer * chunks, block, stream)(
-                *inputs, out, partials, outer, n, chunk, chunks, _ops.STATS)
-            _configure(kernel, apply_grid, block, stream)(
-                *inputs, out, partials, outer, n, chunk, chunks, _ops.APPLY)
+            _configure(get(("split", op, "stats", items, dtype)), outer * chunks, block, stream)(
+                *inputs, partials, outer, n, chunk, chunks)
+            _configure(get(merge), outer, merge_threads, stream)(partials, outer, chunks)
+            _configure(get(("split", op, "apply", items, dtype)), outer * chunks, block, stream)(
+                *inputs, out, partials, outer, n, chunk, chunks)
 
 
 def run_scaled(op, inputs, mask, out, scaling, outer, n, inner, stream):

@@ -4,16 +4,20 @@ A variant is named by a key tuple whose first item is its family:
 
 ======================================  ==================================================
 ``("warp", op, items, dtype)``           ``_kernels_warp``, ``items`` in 1..32
-``("block", op, items, dtype)``          ``_kernels_block`` (fused, stats and apply phases)
+``("block", op, items, dtype)``          ``_kernels_block`` FUSED (a row per block)
+``("split", op, phase, items, dtype)``   ``_kernels_block`` STATS / APPLY (``phase``)
+``("merge", backward)``                  ``_kernels_block.merge_partials``
 ``("columns", op, dtype)``               ``_kernels_columns``
+``("lse", kind, dtype, w, m, s)``        ``_kernels_lse`` (forward: weighted, masked, signed;
+                                         backward: masked)
 ``("scaled", op, dtype, masked)``        ``_kernels_scaled`` (``temperature=`` / ``where=``)
 ``("xent", part, dtype, probs, w, g)``   ``_kernels_xent`` (denominator, rows, total)
 ``("topk", dtype)``                      ``_kernels_topk``
 ``("copy", src, dst, ndim)``             ``_kernels_copy``
 ======================================  ==================================================
 
-``dtype`` is the storage dtype (float16, float32, float64). ``BOUNDS`` holds the launch
-bounds of each family: the most threads per block the launcher ever asks of it. ptxas keeps
+``op`` is one of ``OPS`` (logsumexp runs in the ``lse`` family only). ``dtype`` is the
+storage dtype (float16, float32, float64). ``BOUNDS`` holds the launch bounds of each family: the most threads per block the launcher ever asks of it. ptxas keeps
 a kernel's registers within what that many threads may use, so every launch up to the bound
 can start on any GPU (sm_70 and newer all have 64K registers per block); the launcher also
 reads each compiled kernel's own limit (``_launch``). ``nbsoftmax.cuda.verify`` compiles
@@ -28,9 +32,14 @@ from . import _ops
 # grid-strided families take any thread count; 512 keeps the float64 temperature= kernels
 # (70-76 registers/thread on sm_90 without a bound) and top-k (74) launchable without
 # forcing them down to 64 registers, which would spill.
+# The FUSED block kernels keep 1024 threads (rows of 1024 x items in registers) at 64
+# registers: 50% occupancy at 1024 threads; the split kernels take two 512-thread blocks.
 BOUNDS = {
     "warp": (128,),
     "block": (1024, 1),
+    "split": (512, 2),
+    "merge": (512, 1),
+    "lse": (512, 1),  # _kernels_lse.BOUNDS
     "columns": (256, 1),
     "scaled": (512, 1),
     "xent": (512, 1),
@@ -38,7 +47,9 @@ BOUNDS = {
     "copy": (256,),
 }
 
-OPS = ("softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward")
+OPS = ("softmax", "log_softmax", "softmax_backward", "log_softmax_backward")
+# the where=/temperature= kernels still have a logsumexp variant
+SCALED_OPS = ("softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward")
 DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 WARP_ITEMS = (1, 2, 4, 8, 16, 32)
 BLOCK_ITEMS = (4, 8, 16)
@@ -58,6 +69,11 @@ def items_cap(op, itemsize, max_items=16):
     else:
         cap = 4 if op in _ops.BACKWARD else 8
     return min(cap, max_items)
+
+
+def bounds(key):
+    """Launch bounds of variant key: ``(max threads per block[, min blocks per SM])``."""
+    return BOUNDS[key[0]]
 
 
 def compute_dtype(dtype):
@@ -100,12 +116,43 @@ def source(key):
             from . import _kernels_block as K
 
             fn = (K.block_backward if backward else K.block_forward)(code, key[2], compute)
-            sig = t.void(*inputs, arr, f64, *(t.int64,) * 5)
+            sig = t.void(*inputs, arr, t.int64, t.int64)
         else:
             from . import _kernels_columns as K
 
             fn = (K.columns_backward if backward else K.columns_forward)(code, compute)
             sig = t.void(*inputs, arr, t.int64, t.int64, t.int64)
+    elif family == "split":
+        from . import _kernels_block as K
+
+        _, op, phase, items, dtype = key
+        arr = array_type(dtype)
+        inputs = (arr, arr) if op in _ops.BACKWARD else (arr,)
+        code = _ops.CODES[op]
+        if phase == "stats":
+            fn = K.split_stats(code, items, compute_dtype(dtype))
+            sig = t.void(*inputs, f64, *(t.int64,) * 4)
+        else:
+            fn = K.split_apply(code, items, compute_dtype(dtype))
+            sig = t.void(*inputs, arr, f64, *(t.int64,) * 4)
+    elif family == "merge":
+        from ._kernels_block import merge_partials
+
+        fn = merge_partials(bool(key[1]))
+        sig = t.void(f64, t.int64, t.int64)
+    elif family == "lse":
+        from . import _kernels_lse as K
+
+        _, kind, dtype, weighted, masked, signed = key
+        arr = array_type(dtype)
+        mask = array_type(np.uint8)
+        compute = compute_dtype(dtype)
+        if kind == "forward":
+            fn = K.lse_forward(compute, weighted, masked, signed)
+            sig = t.void(arr, arr, mask, arr, arr, t.int64, t.int64, t.int64)
+        else:
+            fn = K.lse_backward(compute, masked)
+            sig = t.void(arr, arr, mask, arr, t.int64, t.int64, t.int64)
     elif family == "scaled":
         from . import _kernels_scaled as K
 
@@ -154,7 +201,7 @@ def source(key):
                      t.int64)
     else:
         raise ValueError(f"unknown kernel family {family!r} in variant key {key!r}")
-    return fn, sig, BOUNDS[family]
+    return fn, sig, bounds(key)
 
 
 # Source dtypes the strided copy may stage from: any real dtype a device array may have
@@ -175,14 +222,23 @@ def all_keys():
             keys += [("warp", op, items, dtype) for items in WARP_ITEMS]
             keys += [("block", op, items, dtype) for items in BLOCK_ITEMS
                      if items <= items_cap(op, dtype.itemsize)]
+            # the split path always runs at the cap (the simulator tests' smaller caps too)
+            keys += [("split", op, phase, items, dtype) for phase in ("stats", "apply")
+                     for items in BLOCK_ITEMS if items <= items_cap(op, dtype.itemsize)]
             keys.append(("columns", op, dtype))
+        for op in SCALED_OPS:
             keys += [("scaled", op, dtype, masked) for masked in (False, True)]
+        for masked in (False, True):
+            keys += [("lse", "forward", dtype, weighted, masked, signed)
+                     for weighted in (False, True) for signed in (False, True)]
+            keys.append(("lse", "backward", dtype, False, masked, False))
         for probs in (False, True):
             for weighted in (False, True):
                 for with_grad in (False, True):
                     keys.append(("xent", "rows", dtype, probs, weighted, with_grad))
         keys.append(("xent", "total", dtype, False, False, False))
         keys.append(("topk", dtype))
+    keys += [("merge", False), ("merge", True)]
     i8 = np.dtype(np.int64)
     keys += [("xent", "denominator", i8, False, w, False) for w in (False, True)]
     keys += [("copy", src, dst, 2) for src in COPY_SOURCES for dst in DTYPES]
@@ -200,4 +256,6 @@ def name(key):
 
 def items_of(key):
     """Elements a thread holds in registers (the unrolled main loop), or None for loops."""
-    return key[2] if key[0] in ("warp", "block") else None
+    if key[0] in ("warp", "block"):
+        return key[2]
+    return key[3] if key[0] == "split" else None

@@ -14,18 +14,31 @@ of it (its launch bound):
 - the thread count <= the kernel's ``.maxntid`` and 1024.
 
 A variant that fails any of these is *unlaunchable* (the launch would fail with "too many
-resources requested"). Local-memory spills of the forward, backward and logsumexp kernels
-are listed as *spilling*. It prints one row per variant and architecture (registers, spill
-bytes, shared memory, the most threads that can launch, and SASS instructions per element
-of the main loop when ``nvdisasm`` is available) and exits 1 if any variant is
-unlaunchable. ``--json FILE`` writes exactly ``{"variants": int, "unlaunchable": [...],
-"spilling": [...]}``; ``--rows-json FILE`` the table's rows.
+resources requested"). Per variant and architecture it prints registers, spill bytes,
+shared memory, the threads asked and the most that can launch, the theoretical occupancy
+at that thread count (``_sass.occupancy``: 65,536 registers, 2,048 threads, 228 KB (sm_90)
+/ 164 KB (sm_80) of shared memory and 32 blocks per SM), SASS instructions per element of
+the main loop, global reads and writes per element and the global loads/stores by width
+(``ld 8x32 / st 8x32``: eight 32-bit loads, eight 32-bit stores; ``64``/``128``: vector
+accesses, ``nc``: the read-only path) counted in the SASS, or in the PTX where no SASS was
+made (the table says which). ``--metrics`` keeps the forward/backward kernels only.
+
+Gates reported (``--json FILE`` writes exactly ``{"variants": int, "unlaunchable": [...],
+"spilling": [...], "low_occupancy": [...], "extra_accesses": [...]}``; ``--rows-json FILE``
+the table's rows): *spilling* (local-memory spills of the forward, backward and logsumexp
+kernels), *low_occupancy* (block and split kernels under 50%), *extra_accesses* (warp and
+block kernels whose threads load more than one element's worth per element they hold, or
+store more: forward 1 read + 1 write, backward 2 reads + 1 write). The exit status is 1 only
+for an unlaunchable variant; the CI test asserts the other lists empty.
 
 SASS per element: for the kernels whose threads hold ``items`` elements in registers
-(warp, block: fully unrolled) the growth of the instruction count from items/2 to items,
-per added element; for loop kernels the instructions of the innermost loops that load
-from global memory, summed over the passes: per loop iteration, which covers several
+(warp, block, split: fully unrolled) the growth of the instruction count from items/2 to
+items, per added element; for loop kernels the instructions of the innermost loops that
+load from global memory, summed over the passes: per loop iteration, which covers several
 elements where the compiler unrolled the loop (an upper bound per element then).
+Reads per element of the unrolled kernels are static: load bytes in the code over the bytes
+of the ``items`` elements a thread holds; with no loop over the row, each instruction runs
+once per element.
 
 Needs numba-cuda with libNVVM and ``ptxas`` (``nvidia-nvvm``/``nvidia-cuda-nvcc`` wheels, the
 ``[test]`` extra, or a CUDA toolkit on ``CUDA_HOME``/``PATH``); ``nvdisasm`` is optional. The
@@ -35,135 +48,20 @@ CUDA simulator must be off. Work is spread over ``--jobs`` processes (default: C
 import argparse
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-REGISTER_FILE = 65_536  # per block and per SM, sm_70 .. sm_90
-REGISTER_UNIT = 256  # registers are allocated per warp in units of 256
-SUB_PARTITIONS = 4
-MAX_REGISTERS = 255
+from ._sass import (access_bits, find_tool, max_launchable_threads, occupancy,
+                    parse_ptxas, ptx_memory, sass_profile, widths)
+
+FORWARD_BACKWARD = ("warp", "block", "split", "columns", "scaled", "lse")
+# Families whose threads hold ``items`` elements each in registers (unrolled main loop).
+ITEM_FAMILIES = ("warp", "block", "split")
+# --sass main: SASS for these families on sm_90 only (the CI gate's metrics, ~0.5 s each).
+MAIN_SASS = ("warp", "block", "split", "columns", "lse")
 MAX_STATIC_SHARED = 48 * 1024
-FORWARD_BACKWARD = ("warp", "block", "columns", "scaled")
-
-
-def find_tool(name):
-    """Path of CUDA binary utility ``name`` (ptxas, nvdisasm) or None.
-
-    Looks in the NVIDIA toolkit wheels (cuda-pathfinder), ``CUDA_HOME``/``CUDA_PATH`` and
-    ``PATH``.
-
-    Examples
-    --------
-    >>> find_tool("no-such-tool") is None
-    True
-    """
-    try:
-        from cuda.pathfinder import find_nvidia_binary_utility
-
-        found = find_nvidia_binary_utility(name)
-        if found:
-            return found
-    except Exception:  # noqa: BLE001 - an older cuda-pathfinder: look on the usual paths
-        pass
-    for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")):
-        if root and os.path.exists(os.path.join(root, "bin", name)):
-            return os.path.join(root, "bin", name)
-    return shutil.which(name)
-
-
-def max_launchable_threads(registers, maxntid=1024):
-    """Most threads per block (a warp multiple) a kernel of ``registers`` per thread takes.
-
-    Parameters
-    ----------
-    registers : int
-        Registers per thread (``ptxas -v``).
-    maxntid : int
-        The kernel's launch bound (``.maxntid``), 1024 without one.
-
-    Returns
-    -------
-    int
-        0 when not even one warp fits.
-
-    Examples
-    --------
-    >>> max_launchable_threads(64), max_launchable_threads(74), max_launchable_threads(96)
-    (1024, 768, 640)
-    """
-    per_warp = -(-max(registers, 1) * 32 // REGISTER_UNIT) * REGISTER_UNIT
-    warps = 0
-    for w in range(1, 33):
-        if -(-w // SUB_PARTITIONS) * SUB_PARTITIONS * per_warp <= REGISTER_FILE:
-            warps = w
-    if registers > MAX_REGISTERS:
-        warps = 0
-    return min(warps * 32, maxntid // 32 * 32, 1024)
-
-
-_PTXAS_REGS = re.compile(r"Used (\d+) registers")
-_PTXAS_SMEM = re.compile(r"(\d+) bytes smem")
-_PTXAS_SPILL = re.compile(r"(\d+) bytes spill stores, (\d+) bytes spill loads")
-_PTXAS_STACK = re.compile(r"(\d+) bytes stack frame")
-
-
-def parse_ptxas(text):
-    """Registers, static shared memory, spill and stack bytes from ``ptxas -v`` output.
-
-    Examples
-    --------
-    >>> parse_ptxas("Used 40 registers, used 1 barriers, 256 bytes smem")["registers"]
-    40
-    """
-    regs = _PTXAS_REGS.search(text)
-    smem = _PTXAS_SMEM.search(text)
-    spill = _PTXAS_SPILL.search(text)
-    stack = _PTXAS_STACK.search(text)
-    if regs is None:
-        raise RuntimeError(f"ptxas -v printed no register count:\n{text}")
-    return {"registers": int(regs.group(1)), "shared": int(smem.group(1)) if smem else 0,
-            "spill_stores": int(spill.group(1)) if spill else 0,
-            "spill_loads": int(spill.group(2)) if spill else 0,
-            "stack": int(stack.group(1)) if stack else 0}
-
-
-_SASS = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
-_LABEL = re.compile(r"^(\.L_x_\d+):")
-_TARGET = re.compile(r"\((\.L_x_\d+)\)")
-
-
-def sass_profile(text):
-    """(instructions, instructions of the innermost global-loading loops) of nvdisasm output."""
-    body = []
-    labels = {}
-    for line in text.splitlines():
-        label = _LABEL.match(line.strip())
-        if label:
-            labels[label.group(1)] = len(body)
-            continue
-        m = _SASS.search(line)
-        if m and m.group(3) != "NOP":
-            body.append((m.group(3), m.group(4)))
-    # the trailing `BRA self` after EXIT is padding, not code
-    while body and body[-1][0] == "BRA" and body[-1][1].strip().startswith("`(.L_x"):
-        target = _TARGET.search(body[-1][1])
-        if target is None or labels.get(target.group(1)) != len(body) - 1:
-            break
-        body.pop()
-    loops = []
-    for i, (opcode, rest) in enumerate(body):
-        target = _TARGET.search(rest) if opcode.startswith("BRA") else None
-        if target and labels.get(target.group(1), i + 1) <= i:
-            loops.append((labels[target.group(1)], i))
-    innermost = [(a, b) for a, b in loops
-                 if not any(a <= c and d <= b and (c, d) != (a, b) for c, d in loops)]
-    loading = [(a, b) for a, b in innermost
-               if any(op.startswith("LDG") for op, _ in body[a:b + 1])]
-    return len(body), sum(b - a + 1 for a, b in loading)
 
 
 # ------------------------------------------------------------------ worker
@@ -193,7 +91,7 @@ def _ptx_for(fn, signature, bounds, ccs):
 
 def _work(args):
     """Compile and measure a list of variant keys for every cc (runs in a worker process)."""
-    keys, ccs, unbounded, ptxas, nvdisasm = args
+    keys, ccs, unbounded, ptxas, nvdisasm, sass = args
     _stub_device(ccs[0])
     from . import _variants
 
@@ -216,12 +114,26 @@ def _work(args):
                 row = {"variant": _variants.name(key), "key": [str(k) for k in key],
                        "family": key[0], "arch": arch, **parse_ptxas(run.stderr)}
                 row["maxntid"] = 1024 if unbounded else bounds[0]
-                if nvdisasm:
-                    sass = subprocess.run([nvdisasm, "-c", cubin], capture_output=True,
-                                          text=True, check=True).stdout
-                    row["sass_total"], row["sass_loops"] = sass_profile(sass)
+                row["items"] = _variants.items_of(key)
+                row["itemsize"] = _itemsize(key)
+                row["memory"], row["memory_from"] = ptx_memory(ptx), "ptx"
+                if nvdisasm and (sass == "all" or (arch == "sm_90" and key[0] in MAIN_SASS)):
+                    listing = subprocess.run([nvdisasm, "-c", cubin], capture_output=True,
+                                             text=True, check=True).stdout
+                    profile = sass_profile(listing)
+                    row["sass_total"], row["sass_loops"] = profile["total"], profile["loops"]
+                    row["memory"], row["memory_from"] = profile["memory"], "sass"
+                    row["loop_memory"] = profile["loop_memory"]
                 rows.append(row)
     return rows
+
+
+def _itemsize(key):
+    """Bytes of one element of the variant's data arrays (None where not one dtype)."""
+    import numpy as np
+
+    last = key[-1]
+    return np.dtype(last).itemsize if isinstance(last, np.dtype) else None
 
 
 # ------------------------------------------------------------------ checks and report
@@ -232,45 +144,82 @@ def _requested(key, unbounded):
     asked before the launch bounds, 1024 for the block and grid-strided kernels)."""
     from . import _variants
 
-    bound = _variants.BOUNDS[key[0]][0]
-    if unbounded and key[0] in ("block", "scaled", "xent", "topk"):
+    bound = _variants.bounds(key)[0]
+    if unbounded and key[0] in ("block", "split", "scaled", "xent", "topk", "lse"):
         return 1024
     return bound
 
 
 def _per_element(rows):
-    """SASS instructions per element of the main loop, filled into each row."""
+    """Fill each row's per-element metrics.
+
+    ``sass_per_element``: for the kernels whose threads hold ``items`` elements (warp,
+    block, split; fully unrolled) the growth of the instruction count from items/2 to items
+    per added element; for loop kernels the instructions of the loading loops (per
+    iteration). ``reads_per_element`` / ``writes_per_element`` (items kernels): global bytes
+    a thread loads / stores over the bytes of its ``items`` elements: 1.0 means one
+    load instruction's worth per element, each element read once (the kernels have no loop
+    over the row to read it again).
+    """
     by_key = {(r["family"], tuple(r["key"][1:]), r["arch"]): r for r in rows}
     for r in rows:
+        r["sass_per_element"] = r["reads_per_element"] = r["writes_per_element"] = None
+        items = r.get("items")
+        if items and r["itemsize"]:
+            bits = items * r["itemsize"] * 8
+            r["reads_per_element"] = round(access_bits(r["memory"], "load") / bits, 3)
+            r["writes_per_element"] = round(access_bits(r["memory"], "store") / bits, 3)
         if "sass_total" not in r:
-            r["sass_per_element"] = None
             continue
-        if r["family"] in ("warp", "block"):
-            items = int(r["key"][2])
+        if items:
             rest = r["key"][1:]
-            smaller = by_key.get((r["family"], (rest[0], str(items // 2), *rest[2:]), r["arch"]))
-            larger = by_key.get((r["family"], (rest[0], str(items * 2), *rest[2:]), r["arch"]))
-            if smaller is not None:
+            at = rest.index(str(items))
+            smaller = by_key.get((r["family"], (*rest[:at], str(items // 2), *rest[at + 1:]),
+                                  r["arch"]))
+            larger = by_key.get((r["family"], (*rest[:at], str(items * 2), *rest[at + 1:]),
+                                 r["arch"]))
+            if smaller is not None and "sass_total" in smaller:
                 r["sass_per_element"] = round(
                     (r["sass_total"] - smaller["sass_total"]) / (items - items // 2), 1)
-            elif larger is not None:
+            elif larger is not None and "sass_total" in larger:
                 r["sass_per_element"] = round((larger["sass_total"] - r["sass_total"]) / items, 1)
-            else:
-                r["sass_per_element"] = None
         else:
             r["sass_per_element"] = r["sass_loops"] or None
 
 
+def _expected_accesses(key):
+    """(reads, writes) per element a one-pass variant must make, or None where not gated.
+
+    Forward warp/block kernels: the row is read once and written once; backward: g and y
+    read once each, one write. The split kernels make one of the passes each (STATS reads,
+    APPLY reads and writes, plus the merged row statistics: not gated per element).
+    """
+    from . import _ops
+
+    if key[0] not in ("warp", "block"):
+        return None
+    return (2.0, 1.0) if key[1] in _ops.BACKWARD else (1.0, 1.0)
+
+
 def check(rows, unbounded=False):
-    """Mark each row's launchability and spills; returns (unlaunchable, spilling) lists."""
+    """Mark each row's launchability and the CI gates.
+
+    Returns a dict of lists: ``unlaunchable`` (the launch would fail), ``spilling`` (spills
+    in the forward/backward/logsumexp families), ``low_occupancy`` (block/split kernels
+    under 50% theoretical occupancy at their thread count) and ``extra_accesses`` (warp and
+    block kernels reading or writing an element more than once).
+    """
     from . import _variants
 
     keys = {_variants.name(k): k for k in _variants.all_keys()}
-    unlaunchable, spilling = [], []
+    found = {"unlaunchable": [], "spilling": [], "low_occupancy": [], "extra_accesses": []}
     for r in rows:
         key = keys[r["variant"]]
         r["requested_threads"] = requested = _requested(key, unbounded)
         r["max_threads"] = max_launchable_threads(r["registers"], r["maxntid"])
+        arch = r["arch"] if r["arch"] in ("sm_80", "sm_90") else "sm_90"
+        r["blocks_per_sm"], r["occupancy"] = occupancy(r["registers"], requested, r["shared"],
+                                                       arch)
         problems = []
         if requested > r["max_threads"]:
             problems.append(f"{requested} threads x {r['registers']} registers exceed the "
@@ -278,36 +227,52 @@ def check(rows, unbounded=False):
         if r["shared"] > MAX_STATIC_SHARED:
             problems.append(f"{r['shared']} bytes of static shared memory > 48 KB")
         r["problems"] = problems
+        where = {"variant": r["variant"], "arch": r["arch"]}
         if problems:
-            unlaunchable.append({"variant": r["variant"], "arch": r["arch"],
-                                 "problems": problems})
-        spills = r["spill_stores"] + r["spill_loads"]
-        if spills and r["family"] in FORWARD_BACKWARD:
-            spilling.append({"variant": r["variant"], "arch": r["arch"],
-                             "spill_stores": r["spill_stores"], "spill_loads": r["spill_loads"]})
-    return unlaunchable, spilling
+            found["unlaunchable"].append({**where, "problems": problems})
+        if r["spill_stores"] + r["spill_loads"] and r["family"] in FORWARD_BACKWARD:
+            found["spilling"].append({**where, "spill_stores": r["spill_stores"],
+                                      "spill_loads": r["spill_loads"]})
+        if r["family"] in ("block", "split") and r["occupancy"] < 0.5:
+            found["low_occupancy"].append({**where, "occupancy": r["occupancy"]})
+        expected = _expected_accesses(key)
+        got = (r["reads_per_element"], r["writes_per_element"])
+        if expected is not None and got != expected:
+            found["extra_accesses"].append({**where, "reads_writes_per_element": list(got),
+                                            "expected": list(expected)})
+    return found
 
 
 def _table(rows):
     head = (f"{'variant':<44}{'arch':<7}{'regs':>5}{'spill B':>9}{'smem B':>8}{'threads':>9}"
-            f"{'max':>6}{'SASS/elt':>10}")
+            f"{'max':>6}{'occ':>6}{'SASS/elt':>10}{'rd/elt':>8}{'wr/elt':>8}  accesses")
     lines = [head, "-" * len(head)]
     for r in rows:
-        per = r.get("sass_per_element")
+        def num(v):
+            return "-" if v is None else v
+
         lines.append(
             f"{r['variant']:<44}{r['arch']:<7}{r['registers']:>5}"
             f"{r['spill_stores'] + r['spill_loads']:>9}{r['shared']:>8}"
-            f"{r['requested_threads']:>9}{r['max_threads']:>6}"
-            f"{'-' if per is None else per:>10}{'  UNLAUNCHABLE' if r['problems'] else ''}")
+            f"{r['requested_threads']:>9}{r['max_threads']:>6}{r['occupancy']:>6.2f}"
+            f"{num(r['sass_per_element']):>10}{num(r['reads_per_element']):>8}"
+            f"{num(r['writes_per_element']):>8}  {widths(r['memory'])} ({r['memory_from']})"
+            f"{'  UNLAUNCHABLE' if r['problems'] else ''}")
     return "\n".join(lines)
 
 
-def verify(ccs=((8, 0), (9, 0)), jobs=None, unbounded=False, select=(), sass=True):
+def verify(ccs=((8, 0), (9, 0)), jobs=None, unbounded=False, select=(), sass="all"):
     """Compile and check every variant (or those whose name contains one of the ``select``
     strings) for each compute capability; returns the report dict.
 
+    ``sass``: "all" (nvdisasm on every variant), "main" (sm_90 of the warp, block, split,
+    column and logsumexp kernels: what the CI gates read) or "none" (global accesses
+    counted from the PTX).
+
     Raises RuntimeError when ptxas (or libNVVM) is missing or the CUDA simulator is on.
     """
+    if sass is True or sass is False:  # the older boolean form
+        sass = "all" if sass else "none"
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         raise RuntimeError("the CUDA simulator is on (NUMBA_ENABLE_CUDASIM); the static check "
                            "compiles real kernels: run it with the variable unset")
@@ -330,12 +295,12 @@ def verify(ccs=((8, 0), (9, 0)), jobs=None, unbounded=False, select=(), sass=Tru
     ptxas = find_tool("ptxas")
     if ptxas is None:
         raise RuntimeError("ptxas was not found (pip install nvidia-cuda-nvcc, or set CUDA_HOME)")
-    nvdisasm = find_tool("nvdisasm") if sass else None
+    nvdisasm = find_tool("nvdisasm") if sass != "none" else None
     keys = [k for k in _variants.all_keys()
             if not select or any(text in _variants.name(k) for text in select)]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(keys)))
     # interleave so that each worker gets a share of the slow (large) variants
-    parts = [(keys[i::jobs], list(ccs), unbounded, ptxas, nvdisasm) for i in range(jobs)]
+    parts = [(keys[i::jobs], list(ccs), unbounded, ptxas, nvdisasm, sass) for i in range(jobs)]
     started = time.perf_counter()
     if jobs == 1:
         results = [_work(parts[0])]
@@ -348,9 +313,12 @@ def verify(ccs=((8, 0), (9, 0)), jobs=None, unbounded=False, select=(), sass=Tru
     rows = sorted((r for part in results for r in part), key=lambda r: (order[r["variant"]],
                                                                          r["arch"]))
     _per_element(rows)
-    unlaunchable, spilling = check(rows, unbounded)
-    return {"variants": len(keys), "unlaunchable": unlaunchable, "spilling": spilling,
-            "rows": rows, "seconds": round(time.perf_counter() - started, 1)}
+    found = check(rows, unbounded)
+    return {"variants": len(keys), **found, "rows": rows,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+REPORT_KEYS = ("variants", "unlaunchable", "spilling", "low_occupancy", "extra_accesses")
 
 
 def main(argv=None):
@@ -361,9 +329,10 @@ def main(argv=None):
 
     Examples
     --------
-    A shell, with the ``[test]`` extra installed (about 2 minutes on 2 cores)::
+    A shell, with the ``[test]`` extra installed (a few minutes on 2 cores)::
 
         python -m nbsoftmax.cuda.verify --cc 8.0 9.0 --json verify.json
+        python -m nbsoftmax.cuda.verify --metrics --cc 9.0 --select float32
     """
     parser = argparse.ArgumentParser(prog="python -m nbsoftmax.cuda.verify",
                                      description=__doc__.split("\n\n")[0])
@@ -374,8 +343,14 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=None, help="worker processes")
     parser.add_argument("--select", metavar="TEXT", action="append",
                         help="only variants whose name has TEXT (repeatable)")
-    parser.add_argument("--no-sass", action="store_true",
-                        help="skip the SASS instruction counts (nvdisasm: ~0.5 s per variant)")
+    parser.add_argument("--sass", choices=("all", "main", "none"), default="all",
+                        help="which variants to disassemble (nvdisasm: ~0.5 s each): all, "
+                             "main (sm_90 warp/block/split/columns/lse), none (PTX counts)")
+    parser.add_argument("--no-sass", action="store_const", dest="sass", const="none",
+                        help="same as --sass none")
+    parser.add_argument("--metrics", action="store_true",
+                        help="print only the forward/backward kernels' metrics table "
+                             "(warp, block, split, columns, lse) and the gate summary")
     parser.add_argument("--unbounded", action="store_true",
                         help="compile without launch bounds and check the thread counts the "
                              "launcher asked before it had them (diagnosis)")
@@ -385,20 +360,26 @@ def main(argv=None):
     except ValueError:
         parser.error(f"--cc takes versions like 8.0 or 9.0, not {args.cc}")
     try:
-        report = verify(ccs, args.jobs, args.unbounded, args.select, not args.no_sass)
+        report = verify(ccs, args.jobs, args.unbounded, args.select, args.sass)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(_table(report["rows"]))
+    rows = report["rows"]
+    if args.metrics:
+        rows = [r for r in rows if r["family"] in MAIN_SASS]
+    print(_table(rows))
     print(f"\n{report['variants']} variants x {len(ccs)} architectures in "
           f"{report['seconds']} s: {len(report['unlaunchable'])} unlaunchable, "
-          f"{len(report['spilling'])} spilling (forward/backward/logsumexp kernels)")
-    for u in report["unlaunchable"]:
-        print(f"UNLAUNCHABLE {u['variant']} {u['arch']}: {'; '.join(u['problems'])}")
+          f"{len(report['spilling'])} spilling, {len(report['low_occupancy'])} block/split "
+          f"under 50% occupancy, {len(report['extra_accesses'])} warp/block reading or "
+          "writing an element more than once")
+    for name in REPORT_KEYS[1:]:
+        for u in report[name]:
+            print(f"{name.upper()} {u['variant']} {u['arch']}: "
+                  f"{'; '.join(u['problems']) if 'problems' in u else u}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({k: report[k] for k in ("variants", "unlaunchable", "spilling")}, f,
-                      indent=1)
+            json.dump({k: report[k] for k in REPORT_KEYS}, f, indent=1)
     if args.rows_json:
         with open(args.rows_json, "w") as f:
             json.dump(report["rows"], f, indent=1)
