@@ -226,38 +226,32 @@ def _logsumexp_c(x, res, a):
         D.logsumexp_rows_serial(x.reshape((outer, n)), res)
 
 
-@njit
-def _softmax_backward_c(g, y, out, a):
-    outer, n, inner = _split(g.shape, a)
-    if g.size == 0:
-        return
-    if inner > 1:
-        s3 = (outer, n, inner)
-        D.softmax_backward_columns_serial(g.reshape(s3), y.reshape(s3), out.reshape(s3),
-                                          _column_tile(inner))
-    elif n <= _SHORT_SOFTMAX_BACKWARD:
-        D.softmax_backward_short_serial(g.reshape((outer, n)), y.reshape((outer, n)),
-                                        out.reshape((outer, n)))
-    else:
-        D.softmax_backward_rows_serial(g.reshape((outer, n)), y.reshape((outer, n)),
-                                       out.reshape((outer, n)))
+def _backward_c(columns, short, rows, short_max):
+    """The cpu.run choice among one backward pass's serial drivers (columns, short rows and
+    rows: the same choice for both gradients)."""
+    @njit
+    def run(g, y, out, a):
+        outer, n, inner = _split(g.shape, a)
+        if g.size == 0:
+            return
+        if inner > 1:
+            s3 = (outer, n, inner)
+            columns(g.reshape(s3), y.reshape(s3), out.reshape(s3), _column_tile(inner))
+        elif n <= short_max:
+            short(g.reshape((outer, n)), y.reshape((outer, n)), out.reshape((outer, n)))
+        else:
+            rows(g.reshape((outer, n)), y.reshape((outer, n)), out.reshape((outer, n)))
+
+    return run
 
 
-@njit
-def _log_softmax_backward_c(g, y, out, a):
-    outer, n, inner = _split(g.shape, a)
-    if g.size == 0:
-        return
-    if inner > 1:
-        s3 = (outer, n, inner)
-        D.log_softmax_backward_columns_serial(g.reshape(s3), y.reshape(s3), out.reshape(s3),
-                                              _column_tile(inner))
-    elif n <= _SHORT_LOG_SOFTMAX_BACKWARD:
-        D.log_softmax_backward_short_serial(g.reshape((outer, n)), y.reshape((outer, n)),
-                                            out.reshape((outer, n)))
-    else:
-        D.log_softmax_backward_rows_serial(g.reshape((outer, n)), y.reshape((outer, n)),
-                                           out.reshape((outer, n)))
+_softmax_backward_c = _backward_c(D.softmax_backward_columns_serial,
+                                  D.softmax_backward_short_serial,
+                                  D.softmax_backward_rows_serial, _SHORT_SOFTMAX_BACKWARD)
+_log_softmax_backward_c = _backward_c(D.log_softmax_backward_columns_serial,
+                                      D.log_softmax_backward_short_serial,
+                                      D.log_softmax_backward_rows_serial,
+                                      _SHORT_LOG_SOFTMAX_BACKWARD)
 
 
 # ------------------------------------------------------------------ the overloads

@@ -109,6 +109,29 @@ def _logsumexp_extras(dtype):
         nbsoftmax.logsumexp_backward(g, x, where=m)
 
 
+def _segments(dtype):
+    """The segment functions (nbsoftmax.segment) with each option: 20 entries in 7 segments
+    (serial), then 40,000 in 4,000 segments (parallel), 1-D and 2-D (columns)."""
+    from nbsoftmax import segment
+
+    for offsets in (np.array([0, 3, 3, 4, 9, 9, 17, 20]), np.arange(0, 40_001, 10)):
+        n = int(offsets[-1])
+        ids = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))[::-1].copy()
+        for shape in ((n,), (n, 3)):
+            x = _x(shape, dtype)
+            g = _x(shape, dtype, seed=2)
+            m = _mask(shape)
+            for forward, backward in (
+                    (segment.segment_softmax, segment.segment_softmax_backward),
+                    (segment.segment_log_softmax, segment.segment_log_softmax_backward)):
+                for kw in ({}, {"where": m}, {"temperature": 2.0}):
+                    y = forward(x, offsets, **kw)
+                    backward(g, y, offsets, **kw)
+                forward(x, segment_ids=ids)
+            segment.segment_logsumexp(x, offsets)
+            segment.segment_logsumexp(x, offsets, where=m)
+
+
 def call_everything(dtype):
     """Call every public function with every option on float arrays of dtype."""
     _forward(dtype)
@@ -116,3 +139,4 @@ def call_everything(dtype):
     _cross_entropy(dtype)
     _topk(dtype)
     _logsumexp_extras(dtype)
+    _segments(dtype)

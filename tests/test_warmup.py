@@ -20,7 +20,7 @@ import pytest
 
 import nbsoftmax
 from nbsoftmax import _precompile, cpu
-from nbsoftmax.cpu import _drivers, _variants
+from nbsoftmax.cpu import _drivers, _segment, _variants
 from tests.subproc import READ_ONLY_PRELUDE, copy_package, run_python
 
 CLI = "import sys; from nbsoftmax.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -152,9 +152,15 @@ def test_every_driver_is_a_variant():
     """A driver that no variant names would compile on its first call after a warmup."""
     drivers = {name for name, obj in vars(_drivers).items()
                if isinstance(obj, numba.core.registry.CPUDispatcher) and not name.startswith("_")}
+    segment_drivers = {name for name, obj in vars(_segment).items()
+                       if isinstance(obj, numba.core.registry.CPUDispatcher)
+                       and name.endswith(("_serial", "_parallel"))}
     for dtype in ("float32", "float64"):  # float16's softmax rows take the general kernels
-        named = {v.driver for v in _variants.variants(_variants.public_ops(), [dtype])}
+        found = _variants.variants(_variants.public_ops(), [dtype])
+        named = {v.driver for v in found if v.family != "segment"}
         assert drivers == named, (dtype, sorted(drivers ^ named))
+        named = {v.driver.removeprefix("segment_") for v in found if v.family == "segment"}
+        assert segment_drivers == named, (dtype, sorted(segment_drivers ^ named))
 
 
 def test_every_dtype_has_the_float32_variants():

@@ -14,7 +14,8 @@ import time
 _DTYPES = ("float32", "float64", "float16")
 _OPS_HELP = ("softmax, log_softmax, logsumexp, softmax_backward, log_softmax_backward, "
              "logsumexp_backward, "
-             "softmin, cross_entropy, softmax_topk")
+             "softmin, cross_entropy, softmax_topk, segment_softmax, segment_log_softmax, "
+             "segment_logsumexp, segment_softmax_backward, segment_log_softmax_backward")
 
 
 class _Progress:

@@ -24,7 +24,16 @@ from numba import njit, prange
 
 from . import _columns as C
 from . import _slices as S
-from ._math import load2, store2, sum_block, to_compute
+from ._math import (
+    compute_neg_inf,
+    compute_zero,
+    exp_,
+    fmaximum,
+    load2,
+    store2,
+    sum_block,
+    to_compute,
+)
 
 # ------------------------------------------------------------- one segment, 1-D values
 
@@ -61,6 +70,56 @@ def _exp_store_sum_range(x, out, m, b0, b1):
 def _scale_range(out, inv, b0, b1):
     for j in range(np.uint64(b0), np.uint64(b1)):
         store2(out, 0, j, load2(out, 0, j) * inv)
+
+
+# Short segments: each level of calls with array arguments costs ~15 ns a segment here (as
+# _slices.softmax_one_block notes for rows); through softmax_range a segment of 1-3 values
+# took 60-65 ns (Zipf lengths, median 1: 5M values in 100k segments ran at a third of the
+# dense kernel's rate). Runs of segments of at most one summing block, out of place, are
+# therefore done by one call (softmax: 13 ns a segment of 1 value, 23 of 3, measured with
+# process time on the loaded 2-core machine), and log_softmax segments one level lower.
+
+
+@njit(fastmath=S.REDUCE, error_model="numpy")
+def softmax_short_run(x, out, offsets, k, k1, block):
+    """softmax of the segments k, k + 1, ... (before k1) of at most `block` values, out not
+    x: the loops of _block_max, _block_exp_store_sum and the scaling of softmax_range (the
+    same values). Returns the first segment not done (a longer one, or k1)."""
+    while k < k1:
+        b0 = offsets[k]
+        b1 = offsets[k + 1]
+        if b1 - b0 > block:
+            return k
+        k += 1
+        m = compute_neg_inf(x)
+        for j in range(np.uint64(b0), np.uint64(b1)):
+            m = fmaximum(m, load2(x, 0, j))
+        if not math.isfinite(m):
+            S.fill_nan_range(out, 0, b0, b1)
+            continue
+        s = compute_zero(x)
+        for j in range(np.uint64(b0), np.uint64(b1)):
+            e = exp_(load2(x, 0, j) - m)
+            store2(out, 0, j, e)
+            s += e
+        inv = to_compute(out, 1.0 / np.float64(s))
+        for j in range(np.uint64(b0), np.uint64(b1)):
+            store2(out, 0, j, load2(out, 0, j) * inv)
+    return k
+
+
+@njit(error_model="numpy")
+def log_softmax_one_block(x, out, b0, b1):
+    """log_softmax of x[0, b0:b1] (at most one summing block, out not x): log_softmax_range
+    without its _stats level. The write loop stays a call of its own, out of the fast-math
+    reductions (reassociation could turn (x - m) - log_s into x - (m + log_s)); inlined
+    here, float64 values differed from log_softmax_range's in the last bit."""
+    m = S._block_max(x, 0, b0, b1)
+    if not math.isfinite(m):
+        S.fill_nan_range(out, 0, b0, b1)
+        return
+    log_s = to_compute(out, math.log(S.exp_sum_range(x, 0, m, b0, b1)))
+    S.write_log_softmax(x, out, 0, m, log_s, b0, b1)
 
 
 @njit(error_model="numpy")
@@ -110,13 +169,23 @@ def logsumexp_range(x, b0, b1):
 @njit(error_model="numpy")
 def _segment_task(log, x, offsets, k0, k1, max_len, columns, in_place, out):
     """softmax (log: log_softmax) of segments k0:k1; columns: x is (N, C), else (1, N)."""
-    for k in range(k0, k1):
+    block = sum_block(x)
+    short_runs = not (columns or log or in_place)
+    k = k0
+    while k < k1:
+        if short_runs:
+            k = softmax_short_run(x, out, offsets, k, k1, block)
+            if k == k1:
+                break
         b0 = offsets[k]
         b1 = offsets[k + 1]
+        k += 1
         if b1 - b0 > max_len:
             continue
         if not columns:
-            if log:
+            if log and not in_place and b1 - b0 <= block:
+                log_softmax_one_block(x, out, b0, b1)
+            elif log:
                 log_softmax_range(x, out, b0, b1, in_place)
             else:
                 softmax_range(x, out, b0, b1, in_place)
@@ -208,64 +277,3 @@ def backward_parallel(log, g, y, offsets, task_bounds, max_len, columns, out):
     for t in prange(task_bounds.size - 1):
         _backward_task(log, g, y, offsets, task_bounds[t], task_bounds[t + 1], max_len, columns,
                        out)
-
-
-# ------------------------------------------------------ where= and temperature= staging
-# Masked entries take part as -inf (forward) or 0 (gradients) and come out as 0 (log: -inf):
-# the dense where= conventions (a fully masked segment: 0, log -inf). The kernels above then
-# run on the staged copy, in place. A temperature T is applied to the difference from the
-# segment's max, (x - m) / T, never to x alone: x / T rounded at x's own magnitude would
-# break shift invariance (x + 1e6 in float32). float32 values are staged from float64
-# arithmetic (the difference of two float32 is exact there: one rounding in all).
-
-
-# Staging and finishing are serial: one streaming pass each, where= and temperature= calls
-# only, and a parallel variant per (dtype, mask or None) would cost ~2 s of compile each.
-
-
-@njit(error_model="numpy")
-def stage_scaled(x, mask, scale, fill, out):
-    """out = x * scale where mask (or everywhere: mask None), fill elsewhere; flat arrays."""
-    sc = to_compute(out, scale)
-    f = to_compute(out, fill)
-    for i in range(x.size):
-        if mask is None or mask[i]:
-            out[i] = x[i] * sc
-        else:
-            out[i] = f
-
-
-@njit(error_model="numpy")
-def _stage_segment(x, mask, b0, b1, inv_t, out):
-    """out[b0:b1, c] = (x - max) / T over the entries where mask, -inf elsewhere."""
-    for c in range(x.shape[1]):
-        m = -np.inf
-        for i in range(b0, b1):
-            if mask is None or mask[i, c]:
-                m = S.fmaximum(m, np.float64(x[i, c]))
-        if not math.isfinite(m):
-            m = 0.0  # NaN and +inf reach the kernels as NaN; -inf entries stay -inf
-        for i in range(b0, b1):
-            if mask is None or mask[i, c]:
-                out[i, c] = to_compute(out, (np.float64(x[i, c]) - m) * inv_t)
-            else:
-                out[i, c] = to_compute(out, -np.inf)
-
-
-@njit(error_model="numpy")
-def stage_temperature(x, mask, offsets, inv_t, out):
-    """(N, C) arrays: each segment's entries as (x - max) / T (see above)."""
-    for k in range(offsets.size - 1):
-        _stage_segment(x, mask, offsets[k], offsets[k + 1], inv_t, out)
-
-
-@njit(error_model="numpy")
-def finish_masked(out, mask, scale, fill):
-    """out = out * scale where mask, fill elsewhere (flat arrays)."""
-    sc = to_compute(out, scale)
-    f = to_compute(out, fill)
-    for i in range(out.size):
-        if mask is None or mask[i]:
-            out[i] = out[i] * sc
-        else:
-            out[i] = f

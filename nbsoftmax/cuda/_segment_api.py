@@ -110,11 +110,16 @@ def _grid(segments, cols):
     return segments * cols, THREADS_PER_BLOCK
 
 
-def _check_out(out, shape, dtype):
+def _output(out, shape, dtype):
+    """out (a device array of the result's shape and dtype), or a new device array."""
+    out = _device(out, "out")
+    if out is None:
+        return cuda.device_array(shape, dtype)
     if out.shape != tuple(shape):
         raise ValueError(f"out has shape {out.shape} but the result has shape {tuple(shape)}")
     if out.dtype != dtype:
         raise TypeError(f"out has dtype {out.dtype} but the result has dtype {dtype}")
+    return out
 
 
 def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
@@ -123,12 +128,8 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
     x2 = _as_rows(x, "x")
     off, d_off, order = _segments(x.shape[0], offsets, segment_ids, num_segments)
     mask = _mask(where, x.shape)
-    inv_t = _segment_dispatch._inverse_temperature(temperature)
-    out = _device(out, "out")
-    if out is None:
-        out = cuda.device_array(x.shape, x.dtype)
-    else:
-        _check_out(out, x.shape, x.dtype)
+    inv_t = _segment_dispatch.inverse_temperature(temperature)
+    out = _output(out, x.shape, x.dtype)
     segments = off.size - 1
     if not (segments and x.size):
         return out
@@ -176,12 +177,8 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
     g2, y2 = _as_rows(g, "grad_output"), _as_rows(y, "output")
     off, d_off, order = _segments(g.shape[0], offsets, segment_ids, num_segments)
     mask = _mask(where, g.shape)
-    inv_t = _segment_dispatch._inverse_temperature(temperature)
-    out = _device(out, "out")
-    if out is None:
-        out = cuda.device_array(g.shape, g.dtype)
-    else:
-        _check_out(out, g.shape, g.dtype)
+    inv_t = _segment_dispatch.inverse_temperature(temperature)
+    out = _output(out, g.shape, g.dtype)
     segments = off.size - 1
     if not (segments and g.size):
         return out

@@ -113,11 +113,16 @@ def _block_stats(row, n, scratch):
 
 
 @device_function
+def _fill_nan(row_out, n, first, step):
+    nan = _like(row_out, math.nan)
+    for j in range(first, n, step):
+        row_out[j] = nan
+
+
+@device_function
 def _write_softmax(row_in, row_out, n, first, step, m, total):
     if not math.isfinite(m):
-        nan = _like(row_out, math.nan)
-        for j in range(first, n, step):
-            row_out[j] = nan
+        _fill_nan(row_out, n, first, step)
         return
     inv = _like(row_out, 1.0 / total)
     for j in range(first, n, step):
@@ -127,9 +132,7 @@ def _write_softmax(row_in, row_out, n, first, step, m, total):
 @device_function
 def _write_log_softmax(row_in, row_out, n, first, step, m, total):
     if not math.isfinite(m):
-        nan = _like(row_out, math.nan)
-        for j in range(first, n, step):
-            row_out[j] = nan
+        _fill_nan(row_out, n, first, step)
         return
     log_s = _like(row_out, math.log(total))
     for j in range(first, n, step):

@@ -20,11 +20,7 @@ from .. import _threading
 from . import core as _dispatch
 from . import dtypes as _dtypes
 
-_OPS = ("softmax", "log_softmax", "logsumexp", "softmax_backward", "log_softmax_backward")
-_compiled = {}
-_lock = _threading.ForkSafeLock(compile_guard=True)  # guards compiles: see _threading
 TASKS_PER_THREAD = 4
-
 
 
 def _threads():
@@ -36,70 +32,42 @@ def _threads():
 # ------------------------------------------------------------------ kernels
 
 
-def _kernel(name, dtype, parallel):
-    """The compiled segment driver ``name`` (forward, logsumexp, backward) for dtype."""
-    key = (name, np.dtype(dtype), parallel)
-    kernel = _compiled.get(key)
-    if kernel is None:
-        with _lock:
-            kernel = _compiled.get(key)
-            if kernel is None:
-                import numba
-                from numba import types
-
-                from ..cpu import _cache, _segment
-
-                source = getattr(_segment, f"{name}_{'parallel' if parallel else 'serial'}")
-                st = types.float32 if np.dtype(dtype) == np.float32 else types.float64
-                ro = types.Array(st, 2, "C", readonly=True)
-                rw = types.Array(st, 2, "C")
-                idx = types.Array(types.int64, 1, "C", readonly=True)
-                common = (idx, idx, types.int64, types.boolean, rw)
-                if name == "forward":
-                    sig = types.void(types.boolean, ro, *common)
-                elif name == "logsumexp":
-                    sig = types.void(ro, *common)
-                else:
-                    sig = types.void(types.boolean, ro, ro, *common)
-                options = {k: source.targetoptions[k] for k in ("parallel",)
-                           if k in source.targetoptions}
-                kernel = _cache.attach(numba.njit(error_model="numpy", **options)(
-                    source.py_func))
-                kernel.compile(sig)
-                kernel.disable_compile()
-                _compiled[key] = kernel
-    return kernel
-
-
 def _run(name, dtype, args, elements, segments):
     """Run a segment driver: parallel where the size and the threading layer allow it."""
     from .. import cpu
+    from ..cpu._segment_run import kernel
 
     if segments > 1 and elements >= cpu.PARALLEL_MIN_ELEMENTS and _threads() > 1:
         mode = _threading.parallel_mode()  # the policy of cpu._ParallelKernel
         if mode is _threading.FREE:
-            return _kernel(name, dtype, True)(*args)
+            return kernel(name, dtype, True)(*args)
         if mode is _threading.EXCLUSIVE and _threading.parallel_lock.acquire(blocking=False):
             try:
-                return _kernel(name, dtype, True)(*args)
+                return kernel(name, dtype, True)(*args)
             finally:
                 _threading.parallel_lock.release()
-    _kernel(name, dtype, False)(*args)
+    kernel(name, dtype, False)(*args)
 
 
 def precompile(dtypes=("float32", "float64"), parallel=(False, True)):
-    """Compile (or load from the on-disk cache) every segment kernel for dtypes now.
+    """Compile (or load from the on-disk cache) every segment kernel for dtypes now
+    (``nbsoftmax.precompile(ops=["segment_softmax", ...])`` and ``nbsoftmax warmup`` build
+    the same ones, serial and parallel).
+
+    Segments longer than a thread's share of the work (and at least 1 MiB) run the dense
+    kernels of the same operation: ``nbsoftmax.precompile(ops=["softmax", ...])`` builds those.
 
     Examples
     --------
     >>> from nbsoftmax import segment
     >>> segment.precompile(dtypes=("float64",), parallel=(False,))
     """
+    from ..cpu._segment_run import KINDS, kernel
+
     for dtype in dtypes:
-        compute = _compute_dtype(np.dtype(dtype))
-        for name in ("forward", "logsumexp", "backward"):
+        for name in KINDS:
             for par in parallel:
-                _kernel(name, compute, par)
+                kernel(name, _compute_dtype(np.dtype(dtype)), par)
 
 
 # ------------------------------------------------------------------ arguments
@@ -169,7 +137,7 @@ def segments(n, offsets, segment_ids, num_segments):
     return off, np.argsort(ids, kind="stable")
 
 
-def _inverse_temperature(temperature):
+def inverse_temperature(temperature):
     """1 / temperature as a float (None without one), after checking it."""
     if temperature is None:
         return None
@@ -204,10 +172,12 @@ def _tasks(offsets, n, row_bytes, threads):
 
 
 def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
+    from ..cpu import _segment_run
+
     x, rdtype = values(x)
     off, order = segments(x.shape[0], offsets, segment_ids, num_segments)
     mask = None if where is None else _dispatch.check_where(where, x.shape)
-    inv_t = _inverse_temperature(temperature)
+    inv_t = inverse_temperature(temperature)
     if out is not None:
         _dispatch._check_out(out, x.shape, rdtype)
     cdtype = _compute_dtype(rdtype)
@@ -230,24 +200,16 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
             source = src  # one read of x and one write less than staging a copy
         else:
             _dispatch._cast_copy(work, src)
+    elif inv_t is None:
+        _segment_run.stage_masked(src, m, -np.inf, work)
     else:
-        from ..cpu import _segment
-
-        staged = np.ascontiguousarray(src, cdtype)
-        if inv_t is None:
-            _segment.stage_scaled(staged.reshape(-1), m.reshape(-1), 1.0, -np.inf,
-                                  work.reshape(-1))
-        else:
-            cols = x.shape[1] if x.ndim == 2 else 1
-            _segment.stage_temperature(staged.reshape(-1, cols),
-                                       None if m is None else m.reshape(-1, cols), off,
-                                       inv_t, work.reshape(-1, cols))
+        cols = x.shape[1] if x.ndim == 2 else 1
+        _segment_run.stage_temperature(src.reshape(-1, cols),
+                                       None if m is None else m.reshape(-1, cols), off, inv_t,
+                                       work.reshape(-1, cols))
     _compute_forward(op, source, work, off)
     if m is not None:
-        from ..cpu import _segment
-
-        _segment.finish_masked(work.reshape(-1), m.reshape(-1), 1.0,
-                               0.0 if op == "softmax" else -np.inf)
+        _segment_run.finish_masked(work, m, 1.0, 0.0 if op == "softmax" else -np.inf)
     result = work
     if order is not None:
         result = np.empty(x.shape, cdtype)
@@ -283,6 +245,8 @@ def _compute_forward(op, source, work, off):
 
 
 def logsumexp(x, offsets, segment_ids, num_segments, where):
+    from ..cpu import _segment_run
+
     x, rdtype = values(x)
     off, order = segments(x.shape[0], offsets, segment_ids, num_segments)
     mask = None if where is None else _dispatch.check_where(where, x.shape)
@@ -291,13 +255,9 @@ def logsumexp(x, offsets, segment_ids, num_segments, where):
     if mask is None:
         work = np.ascontiguousarray(src, cdtype)
     else:
-        from ..cpu import _segment
-
         m = np.broadcast_to(mask, x.shape)
-        m = np.ascontiguousarray(m if order is None else m[order])
         work = np.empty(x.shape, cdtype)
-        _segment.stage_scaled(np.ascontiguousarray(src, cdtype).reshape(-1), m.reshape(-1),
-                              1.0, -np.inf, work.reshape(-1))
+        _segment_run.stage_masked(src, m if order is None else m[order], -np.inf, work)
     columns = work.ndim == 2
     cols = work.shape[1] if columns else 1
     segs = off.size - 1
@@ -324,6 +284,8 @@ def logsumexp(x, offsets, segment_ids, num_segments, where):
 
 def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, where,
              temperature):
+    from ..cpu import _segment_run
+
     g, gdtype = values(grad_output, "grad_output")
     y, ydtype = values(output, "output")
     if g.shape != y.shape:
@@ -332,7 +294,7 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
     rdtype = np.result_type(gdtype, ydtype)
     off, order = segments(g.shape[0], offsets, segment_ids, num_segments)
     mask = None if where is None else _dispatch.check_where(where, g.shape)
-    inv_t = _inverse_temperature(temperature)
+    inv_t = inverse_temperature(temperature)
     scale = 1.0 if inv_t is None else inv_t
     if out is not None:
         _dispatch._check_out(out, g.shape, rdtype)
@@ -344,24 +306,17 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
         m = np.broadcast_to(mask, g.shape)
         m = np.ascontiguousarray(m if order is None else m[order])
     work = np.empty(g.shape, cdtype)
-    yw = np.ascontiguousarray(ys, cdtype)
     if m is None:
         _dispatch._cast_copy(work, gs)
+        yw = np.ascontiguousarray(ys, cdtype)
     else:
-        from ..cpu import _segment
-
-        _segment.stage_scaled(np.ascontiguousarray(gs, cdtype).reshape(-1), m.reshape(-1), 1.0,
-                              0.0, work.reshape(-1))
+        _segment_run.stage_masked(gs, m, 0.0, work)
         y_fill = 0.0 if op == "softmax_backward" else -np.inf  # exp(-inf) = 0: no part
-        staged_y = np.empty(g.shape, cdtype)
-        _segment.stage_scaled(yw.reshape(-1), m.reshape(-1), 1.0, y_fill, staged_y.reshape(-1))
-        yw = staged_y
+        yw = np.empty(g.shape, cdtype)
+        _segment_run.stage_masked(ys, m, y_fill, yw)
     _compute_backward(op, work, yw, off)
     if m is not None or scale != 1.0:
-        from ..cpu import _segment
-
-        _segment.finish_masked(work.reshape(-1), None if m is None else m.reshape(-1), scale,
-                               0.0)
+        _segment_run.finish_masked(work, m, scale, 0.0)
     result = work
     if order is not None:
         result = np.empty(g.shape, cdtype)

@@ -10,8 +10,8 @@ columns are CSR offsets (``indptr``) as they are; the other axis, and COO, give 
 (``indices``, ``row``/``col``), grouped by a stable sort. Duplicate entries of a
 non-canonical matrix are summed first (on a copy), as SciPy's arithmetic does.
 
-SciPy is not a dependency: ``_dispatch`` routes an input here only when ``scipy.sparse`` is
-already imported and ``scipy.sparse.issparse`` says so.
+SciPy is not a dependency: ``nbsoftmax.softmax`` routes an input here only when
+``scipy.sparse`` is already imported and ``scipy.sparse.issparse`` says so.
 """
 
 import operator
