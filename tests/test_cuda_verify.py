@@ -256,15 +256,11 @@ def test_set_limits_refuses_block_sizes_above_the_bounds(launch):
 
 def test_launch_goes_to_the_compiled_kernel_without_touching_warning_filters(launch,
                                                                            monkeypatch):
+    """Launches are packed and enqueued by _launcher.launch_once (cuLaunchKernel on the
+    compiled kernel): never kernel[...], never warnings.catch_warnings."""
     calls = []
 
-    class Compiled:
-        def launch(self, args, grid, block, stream, shared):
-            calls.append((args, grid, block, stream, shared))
-
     class Dispatcher:
-        overloads = {("sig",): Compiled()}
-
         def __getitem__(self, config):  # the path that warns below 128 blocks
             raise AssertionError("kernel[...] was used")
 
@@ -272,11 +268,12 @@ def test_launch_goes_to_the_compiled_kernel_without_touching_warning_filters(lau
         raise AssertionError("warnings.catch_warnings is not thread-safe")
 
     monkeypatch.setattr(launch, "SIMULATOR", False)
-    monkeypatch.setattr(launch, "_core_stream", lambda s: ("core", s))
+    monkeypatch.setattr(launch._launcher, "launch_once", lambda *args: calls.append(args))
     monkeypatch.setattr(warnings, "catch_warnings", no_catch)
     before = list(warnings.filters)
-    launch._configure(Dispatcher(), 3, 128, "s")(1, 2)
-    assert calls == [((1, 2), 3, 128, ("core", "s"), 0)]
+    kernel = Dispatcher()
+    launch._configure(kernel, 3, 128, _Stream(7))(1, 2)
+    assert calls == [(kernel, 3, 128, (1, 2), 7)]
     assert warnings.filters == before
 
 
@@ -379,6 +376,7 @@ def arrays(monkeypatch):
     monkeypatch.setattr(_arrays, "SIMULATOR", False)
     monkeypatch.setattr(_arrays, "cuda", fake)
     monkeypatch.setattr(_arrays, "_external_streams", {})
+    monkeypatch.setattr(_arrays, "_default_streams", {})
     _Event.log = []
     return _arrays
 
@@ -396,20 +394,34 @@ def _described(arrays, kind, stream=None, obj=None):
     return arrays.Described(obj, kind, (2, 3), (12, 4), None, 0, False, stream)
 
 
-def test_numba_results_are_not_bound_to_the_default_stream_object(arrays):
+def test_numba_results_are_not_bound_to_the_default_stream_object(arrays, monkeypatch):
     """A result bound to numba's default Stream object would warn (int(stream)) each time
     its __cuda_array_interface__ is read; it is allocated with stream=0 instead."""
     import numpy as np
 
+    from types import SimpleNamespace
+
+    from nbsoftmax.cuda import _pool
+
     calls = []
-    arrays.cuda.device_array = lambda size, dtype, stream=0: calls.append(stream) or np.empty(
-        size, dtype)
+
+    def pooled(shape, strides, dtype, handle, stream=0):  # results and staging buffers
+        calls.append(("pool", handle, stream))
+        return SimpleNamespace(gpu_data=np.empty(4, dtype))
+
+    def view(memory, shape, strides, dtype, stream=0):  # the flat view of a result
+        calls.append(("view", stream))
+
+    monkeypatch.setattr(_pool, "device_array", pooled)
+    monkeypatch.setattr(_pool, "array_over", view)
     like = _described(arrays, "numba")
     arrays.allocate(like, (2, 3), (12, 4), np.dtype(np.float32), _Stream(0))
     arrays.temporary((5,), np.dtype(np.float64), _Stream(0))
     created = _Stream(9)
     arrays.allocate(like, (2, 3), (12, 4), np.dtype(np.float32), created)
-    assert calls[:2] == [0, 0] and calls[2] is created
+    assert calls[:3] == [("pool", 0, 0), ("view", 0), ("pool", 0, 0)]
+    assert calls[3][:2] == ("pool", 9) and calls[3][2] is created
+    assert calls[4][0] == "view" and calls[4][1] is created
 
 
 def test_torch_inputs_are_ordered_and_protected_on_another_stream(arrays, monkeypatch):

@@ -75,7 +75,11 @@ def _elementwise_device(plan):
     if plan.mask is not None:  # staged before anything writes the result
         mask = mask_flat(plan.mask, plan.shape, o.mask_in_place, o.strides, rdtype.itemsize, s)
     size = math.prod(plan.shape)
-    if size:
+    if size and plan.scaling is None and all(o.readable) and not _runtime.SIMULATOR:
+        # every input read in place: the launch plan takes the pointers (no flat views)
+        _launch.run_pointers(plan.op, rdtype, [d.ptr for d in plan.inputs] + [rd.ptr],
+                             *plan.form, s)
+    elif size:
         res_flat = _arrays.flat_view(rd.ptr, size, rdtype, result)
         one_input = len(plan.inputs) == 1
         inputs = []

@@ -30,7 +30,8 @@ import functools
 import numpy as np
 
 from .._threading import ForkSafeLock
-from . import _ops, _variants, _workspace
+from . import _arrays, _launcher, _ops, _variants, _workspace
+from ._arrays import stream_handle
 from ._runtime import SIMULATOR, compile_kernel, cuda, device_id, multiprocessor_count
 
 # ------------------------------------------------------------------ limits
@@ -68,6 +69,7 @@ class Limits:
 
 _limits = Limits()
 _plans = {}
+_generation = 0  # of the limits: part of the key of the per-thread launch plans
 _BOUNDED = {"warp_threads": "warp", "max_threads": "block", "split_threads": "split",
             "column_threads": "columns"}
 
@@ -85,7 +87,7 @@ def set_limits(**changes):
     >>> previous = _launch.set_limits(max_threads=64)
     >>> _ = _launch.set_limits(**dataclasses.asdict(previous))
     """
-    global _limits
+    global _limits, _generation
     for field, family in _BOUNDED.items():
         value = changes.get(field)
         if value is not None and value > _variants.BOUNDS[family][0]:
@@ -94,6 +96,7 @@ def set_limits(**changes):
     previous = _limits
     _limits = dataclasses.replace(_limits, **changes)
     _plans.clear()
+    _generation += 1
     return previous
 
 
@@ -163,30 +166,21 @@ def _threads_for(key, n):
 # ------------------------------------------------------------------ launching
 
 
-def _core_stream(stream):
-    from numba.cuda.cudadrv import driver
-
-    return driver._to_core_stream(stream or 0)
-
-
 def _configure(kernel, grid, block, stream):
-    """A callable launching kernel on (grid, block) on stream.
+    """A callable launching kernel on (grid, block) on stream (``_launcher.launch_once``:
+    numba-cuda's launcher costs 36-70 us of host time per launch, this ~5 us).
 
-    The launch goes to the compiled kernel of the dispatcher's one signature directly:
-    ``kernel[grid, block, stream]`` warns (NumbaPerformanceWarning) below 128 blocks, the
-    right grid for a small input, and silencing that with ``warnings.catch_warnings()``
-    would change the process's warning filters under other threads.
+    ``kernel[grid, block, stream]`` would also warn (NumbaPerformanceWarning) below 128
+    blocks, the right grid for a small input, and silencing that with
+    ``warnings.catch_warnings()`` would change the process's warning filters under other
+    threads. Under the simulator the kernel is called as numba-cuda runs it.
     """
     if SIMULATOR:
         return kernel[grid, block]
-    overloads = getattr(kernel, "overloads", None)
-    if not overloads or len(overloads) != 1:  # pragma: no cover - another numba-cuda
-        return kernel[grid, block, stream]
-    compiled = next(iter(overloads.values()))
-    core = _core_stream(stream)
+    handle = stream_handle(stream)
 
     def launch(*args):
-        compiled.launch(args, grid, block, core, 0)
+        _launcher.launch_once(kernel, grid, block, args, handle)
 
     return launch
 
@@ -237,23 +231,78 @@ def _plan(op, dtype, outer, n, inner):
     return ("split", cap, rows, split_threads, (split_chunk, chunks))
 
 
-def run(op, inputs, out, outer, n, inner, stream):
-    """Enqueue op on flat device views: inputs -> out (which may be one of the inputs)."""
-    dtype = np.dtype(inputs[0].dtype)
+def _strategy(op, dtype, outer, n, inner):
     key = (op, dtype, outer, n, inner, device_id())
     plan = _plans.get(key)
     if plan is None:
         plan = _plans[key] = _plan(op, dtype, outer, n, inner)
-    kind, items, grid, block, extra = plan
+    return plan
+
+
+def run(op, inputs, out, outer, n, inner, stream):
+    """Enqueue op on flat device views: inputs -> out (which may be one of the inputs)."""
+    dtype = np.dtype(inputs[0].dtype)
+    if not SIMULATOR and _strategy(op, dtype, outer, n, inner)[0] != "split":
+        pointers = [a.device_ctypes_pointer.value for a in inputs]
+        pointers.append(out.device_ctypes_pointer.value)
+        run_pointers(op, dtype, pointers, outer, n, inner, stream)
+        return
+    _enqueue(op, inputs, out, outer, n, inner, stream, _configure)
+
+
+def run_pointers(op, dtype, pointers, outer, n, inner, stream, handle=None):
+    """``run`` on raw device pointers (the inputs', then the output's) of flat C-ordered
+    arrays of ``outer * n * inner`` elements of ``dtype``, through a launch plan.
+
+    A plan (``_plan_launches``) is kept per thread for each (op, dtype, geometry, stream,
+    device): the kernels, launch configurations and packed arguments, so that a repeated
+    call only writes its pointers and calls ``cuLaunchKernel`` (``_launcher``). Under the
+    simulator, and for the split strategy (its scratch buffer may be replaced between
+    calls), the launches go through numba-cuda on flat views instead. ``handle``: the raw
+    handle of ``stream`` when the caller has it already.
+    """
+    if handle is None:
+        handle = stream_handle(stream)
+    key = (op, dtype, outer, n, inner, handle, device_id(), _generation)
+    table = _launcher.thread_table("plans")
+    launches = table.get(key)
+    if launches is None:
+        launches = table[key] = _plan_launches(op, dtype, pointers, outer, n, inner, stream)
+    if launches is False:
+        size = outer * n * inner
+        views = [_arrays.flat_view(p, size, dtype, None) for p in pointers]
+        _enqueue(op, views[:-1], views[-1], outer, n, inner, stream, _configure)
+        return
+    for launch, picks in launches:
+        launch([pointers[i] for i in picks])
+
+
+def _plan_launches(op, dtype, pointers, outer, n, inner, stream):
+    """The prepacked launches of one call (``_launcher.record``), or False when the
+    strategy cannot be prepacked."""
+    if SIMULATOR or _strategy(op, dtype, outer, n, inner)[0] == "split":
+        return False
+    size = outer * n * inner
+    views = [_arrays.flat_view(p, size, dtype, None) for p in pointers]
+    return _launcher.record(
+        lambda configure: _enqueue(op, views[:-1], views[-1], outer, n, inner, stream,
+                                   configure), views, stream_handle(stream))
+
+
+def _enqueue(op, inputs, out, outer, n, inner, stream, configure):
+    """The launches of op on flat device views, each made by ``configure(kernel, grid,
+    block, stream)(*args)``."""
+    dtype = np.dtype(inputs[0].dtype)
+    kind, items, grid, block, extra = _strategy(op, dtype, outer, n, inner)
     if kind == "columns":
         kernel = get(("columns", op, dtype))
-        _configure(kernel, grid, block, stream)(*inputs, out, outer, n, inner)
+        configure(kernel, grid, block, stream)(*inputs, out, outer, n, inner)
     elif kind == "warp":
         kernel = get(("warp", op, items, dtype))
-        _configure(kernel, grid, block, stream)(*inputs, out, outer, n, extra)
+        configure(kernel, grid, block, stream)(*inputs, out, outer, n, extra)
     elif kind == "block":
         kernel = get(("block", op, items, dtype))
-        _configure(kernel, grid, block, stream)(*inputs, out, outer, n)
+        configure(kernel, grid, block, stream)(*inputs, out, outer, n)
     else:
         # STATS per chunk, MERGE once per row, APPLY per chunk (_kernels_block)
         chunk, chunks = extra
@@ -262,10 +311,10 @@ def run(op, inputs, out, outer, n, inner, stream):
         space = _workspace.workspace(stream)
         with space.lock:  # the launches of one call must not interleave with another's
             partials = space.take(2 * outer * chunks, stream)
-            _configure(get(("split", op, "stats", items, dtype)), outer * chunks, block, stream)(
+            configure(get(("split", op, "stats", items, dtype)), outer * chunks, block, stream)(
                 *inputs, partials, outer, n, chunk, chunks)
-            _configure(get(merge), outer, merge_threads, stream)(partials, outer, chunks)
-            _configure(get(("split", op, "apply", items, dtype)), outer * chunks, block, stream)(
+            configure(get(merge), outer, merge_threads, stream)(partials, outer, chunks)
+            configure(get(("split", op, "apply", items, dtype)), outer * chunks, block, stream)(
                 *inputs, out, partials, outer, n, chunk, chunks)
 
 

@@ -75,8 +75,10 @@ def toolchain_problem():
 
 
 def device_id():
-    """Ordinal of the calling thread's current CUDA device (0 under the simulator)."""
-    if SIMULATOR:
+    """Ordinal of the calling thread's current CUDA device (0 under the simulator and in a
+    process that sees one GPU: asking numba-cuda costs ~17 us per call, the price of a
+    whole launch)."""
+    if SIMULATOR or _device_count() < 2:
         return 0
     return cuda.get_current_device().id
 
