@@ -4,7 +4,8 @@ Run: ``nbsoftmax bench --full --ops softmax log_softmax softmax_backward log_sof
 --dtypes float32 float64 --json bench.json && python benchmarks/targets.py bench.json``.
 Prints, per operation and dtype, the geometric-mean and minimum speedups over each peer, the
 fraction of copy bandwidth on DRAM-sized inputs, log_softmax's time over softmax's, and the
-non-last-axis rate against the last-axis one.
+non-last-axis rate against the last-axis one; then every figure of the CPU speed table of
+issue 15 (``nbsoftmax.cli.bench_report.issue_figures``) with the ISA the run was compiled for.
 """
 import json, math, sys
 d = json.load(open(sys.argv[1]))
@@ -32,3 +33,6 @@ for dt in ('float32','float64'):
         a = rr.get(((4096,1000),0)); b = rr.get(((4096,1000),-1))
         c = rr.get(((32,1000,1024),1))
         if a and b: print(f"  {op} non-last/last (4096x1000): {a['gb_per_s_out']/b['gb_per_s_out']:.2f}; x torch axis0 {a['speedup']['torch']:.2f}, axis1 3d x torch {c['speedup']['torch']:.2f}")
+
+from nbsoftmax.cli.bench_report import issue_figures  # noqa: E402
+print("\n".join(issue_figures(R, d.get('machine', {}).get('isa', 'an ISA not recorded'))))

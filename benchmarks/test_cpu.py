@@ -6,7 +6,10 @@ Run: ``python -m pip install -e ".[bench]" && python -m pytest benchmarks/test_c
 Every case (operation x dtype x shape/axis) is one pytest-benchmark group holding
 nbsoftmax (allocating and with ``out=``), every importable peer from the shared table
 ``nbsoftmax.cli.bench_peers.peer_calls`` and the copy roofline of the same bytes; ``conftest.py``
-prints GB/s and speedup ratios per group at the end of the run.
+prints GB/s and speedup ratios per group at the end of the run, and the last test prints the
+figures of the CPU speed table (issue 15: ratios x torch, fractions of the copy, the ISA the
+kernels were compiled for) from the medians of this run (shown with ``-s``, or always with
+``-rA``; left out for cases that did not run).
 """
 
 import importlib.util
@@ -42,6 +45,7 @@ PARAMS = [
 ]
 
 _current = {}  # the last case's inputs and calls: cases run in order, one at a time in memory
+_medians = {}  # (op, dtype, shape, axis) -> {impl: median seconds}, for test_issue_figures
 
 
 def _calls(op, dtype, shape, axis):
@@ -61,5 +65,36 @@ def test_cpu(benchmark, op, dtype, shape, axis, impl):
     benchmark.group = f"{op} {dtype} {'x'.join(map(str, shape))} axis={axis}"
     moved = 2 * nbytes if impl in ("np.copyto", "copy (threads)") else B.traffic_bytes(op, nbytes)
     benchmark.extra_info.update(bytes_moved=moved, impl=impl)
+    # ~0.2 GB per round, at most 20000 calls (a 1x10 call: 2.5M calls at 200 MB would take minutes)
     benchmark.pedantic(calls[impl], rounds=7, warmup_rounds=1,
-                       iterations=max(1, int(2e8 // max(moved, 1))) if moved < 2e8 else 1)
+                       iterations=min(20000, max(1, int(2e8 // max(moved, 1)))))
+    _medians.setdefault((op, dtype, shape, axis), {})[impl] = benchmark.stats.stats.median
+
+
+def _as_results():
+    """The run's medians as ``nbsoftmax bench`` result dicts (what issue_figures reads)."""
+    results = []
+    for (op, dtype, shape, axis), times in _medians.items():
+        if "nbsoftmax" not in times:
+            continue
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        moved = B.traffic_bytes(op, nbytes)
+        copy = max((2 * nbytes / times[c] for c in ("np.copyto", "copy (threads)") if c in times),
+                   default=float("nan"))
+        best = times.get("nbsoftmax out=", times["nbsoftmax"])
+        results.append({
+            "op": op, "dtype": dtype, "shape": list(shape), "axis": axis, "times_s": times,
+            "gb_per_s_out": moved / best / 1e9, "copy_gb_per_s": copy / 1e9,
+            "of_copy": moved / best / copy,
+            "speedup": {name: t / times["nbsoftmax out=" if name.endswith("out=") else "nbsoftmax"]
+                        for name, t in times.items() if not name.startswith(("nbsoftmax", "np.",
+                                                                              "copy"))}})
+    return results
+
+
+def test_issue_figures(capsys):
+    """Runs last (file order): the CPU speed table's figures from this run's medians."""
+    from nbsoftmax.cli.bench_report import issue_figures
+
+    with capsys.disabled():
+        print("\n" + "\n".join(issue_figures(_as_results())))

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from . import bench_peers as P
-from .bench_report import format_table, machine, plot
+from .bench_report import format_table, issue_figures, machine, plot
 
 BENCH_OPS = P.OPS + P.REDUCING_OPS
 DEFAULT_OPS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "softmax_topk")
@@ -33,7 +33,9 @@ FULL_CASES = (
     ((16, 4_000_000), -1),
     ((1_000_000, 128), -1),
     ((32, 1000, 1024), 1),
+    ((32, 1000, 1024), -1),  # the last-axis rate of the same bytes, for the axis=1 figure
     ((4096, 1000), 0),
+    ((1, 10), -1),  # the per-call cost
 )
 # The default suite of `nbsoftmax bench`: a minute or two on a 2-core machine.
 QUICK_CASES = (
@@ -260,9 +262,12 @@ def main(args):
                                 args.k))
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, numba {info['numba']} with "
-          f"{info['numba_threads']} threads ({info['threading_layer']} layer)")
+          f"{info['numba_threads']} threads ({info['threading_layer']} layer), "
+          f"kernels compiled for {info['isa']}")
     print("speedups x PEER = peer time / nbsoftmax time (out= peers against nbsoftmax out=)")
     print(format_table(results))
+    if args.full:
+        print("\n".join(issue_figures(results, info["isa"])))
     missing = P.missing_peers()
     if args.peers is not None:  # only those asked for
         missing = [m for m in missing if any(p.split()[0] == m for p in args.peers)]

@@ -6,6 +6,29 @@ import platform
 import numpy as np
 
 
+def isa():
+    """The instruction set Numba compiles for: its target CPU (``NUMBA_CPU_NAME`` /
+    ``NUMBA_CPU_FEATURES`` when set, else the host's, as llvmlite reports it), named by its
+    widest vector extension, with the float32 lanes of one vector register."""
+    import llvmlite.binding as llvm
+    import numba
+
+    name = numba.config.CPU_NAME or llvm.get_host_cpu_name()
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        features = (llvm.get_host_cpu_features().flatten() if not numba.config.CPU_NAME
+                    or numba.config.CPU_NAME == "host" else "")
+    flags = {f[1:] for f in features.split(",") if f.startswith("+")}
+    if not features and name not in ("generic", ""):  # a CPU name alone: LLVM's own features
+        flags = {"avx512f", "avx2"} if "avx512" in name or name in (
+            "skylake-avx512", "cascadelake", "icelake-server", "sapphirerapids",
+            "znver4", "znver5") else {"avx2"} if name in (
+            "haswell", "broadwell", "skylake", "znver1", "znver2", "znver3") else set()
+    kind = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+    lanes = {"AVX-512": 16, "AVX2": 8, "SSE": 4}[kind]
+    return f"{kind} ({name}, {lanes} float32 lanes)"
+
+
 def machine():
     import numba
 
@@ -27,6 +50,7 @@ def machine():
         "cores": os.cpu_count(),
         "numba_threads": numba.get_num_threads(),
         "threading_layer": layer,
+        "isa": isa(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -84,3 +108,82 @@ def plot(results, path):
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+# ------------------------------------------------------------- the CPU issue's figures
+
+_LAST_AXIS_SHAPES = ((4096, 1000), (256, 32000), (64, 262144), (100000, 10), (8192, 4096),
+                     (16, 4_000_000), (1_000_000, 128))
+_DRAM_SHAPES = ((64, 262144), (8192, 4096), (16, 4_000_000), (1_000_000, 128))
+
+
+def _geomean(values):
+    values = [v for v in values if v]
+    return float(np.exp(np.mean(np.log(values)))) if values else float("nan")
+
+
+def issue_figures(results, isa_name=None):
+    """The figures of the CPU speed table (issue 15), as lines of text, from one run's
+    results (``run_case`` dicts): only those whose cases ran. Ratios x torch are torch's time
+    over nbsoftmax's (as called, or both with out=); "of copy" is nbsoftmax out= against the
+    faster copy of the same bytes (np.copyto or Numba's threads) timed in the same run."""
+    by = {(r["op"], r["dtype"], tuple(r["shape"]), r["axis"]): r for r in results}
+
+    def get(op, shape, axis=-1, dtype="float32"):
+        return by.get((op, dtype, tuple(shape), axis))
+
+    def speed(r, peer):
+        return r["speedup"].get(peer) if r else None
+
+    lines = [f"CPU figures of issue 15 on {isa_name or isa()} (float32 unless said):"]
+    sm = [get("softmax", s) for s in _LAST_AXIS_SHAPES if get("softmax", s)]
+    if sm and speed(sm[0], "torch"):
+        called, out = [speed(r, "torch") for r in sm], [speed(r, "torch out=") for r in sm]
+        lines.append(f"  softmax x torch as called, geomean of {len(sm)} last-axis shapes: "
+                     f"{_geomean(called):.2f}")
+        if all(out):
+            lines.append(f"  softmax x torch out=, geomean / min: {_geomean(out):.2f} / "
+                         f"{min(out):.2f}")
+    for ops, what in ((("softmax", "log_softmax"), "forward"),
+                      (("softmax_backward", "log_softmax_backward"), "backward")):
+        for op in ops:
+            parts = [f"{'x'.join(map(str, s))} {get(op, s)['of_copy']:.2f}"
+                     for s in _DRAM_SHAPES if get(op, s)]
+            if parts:
+                lines.append(f"  DRAM-sized {what} ({op}), fraction of copy: " + ", ".join(parts))
+    r = get("softmax", (100000, 10))
+    if r:
+        lines.append(f"  softmax 100000x10: {r['gb_per_s_out']:.1f} GB/s out=, "
+                     f"{r['of_copy']:.2f} of the copy of the same bytes "
+                     f"({r['copy_gb_per_s']:.1f} GB/s)")
+    for shape, axis in (((4096, 1000), 0), ((32, 1000, 1024), 1)):
+        for op in ("softmax", "log_softmax"):
+            a, b = get(op, shape, axis), get(op, shape, -1)
+            if a:
+                rate = f"{a['gb_per_s_out'] / b['gb_per_s_out']:.2f}" if b else "-"
+                lines.append(f"  {op} {'x'.join(map(str, shape))} axis {axis}: rate vs last "
+                             f"axis {rate}, x torch {speed(a, 'torch') or float('nan'):.2f}")
+    ratios = []
+    for (op, dtype, shape, axis), r in by.items():
+        log = by.get(("log_softmax", dtype, shape, axis))
+        if op == "softmax" and dtype == "float32" and log and shape != (1, 10):
+            ratios.append((log["times_s"]["nbsoftmax out="] / r["times_s"]["nbsoftmax out="],
+                           f"{'x'.join(map(str, shape))} axis {axis}"))
+    if ratios:
+        worst = max(ratios)
+        lines.append(f"  log_softmax time / softmax time (out=), worst: {worst[0]:.2f} "
+                     f"({worst[1]})")
+    bw = [r for (op, dt, _, _), r in by.items() if op == "softmax_backward" and dt == "float32"]
+    if bw and speed(bw[0], "torch"):
+        lines.append(f"  softmax_backward x torch, min as called / out=: "
+                     f"{min(speed(r, 'torch') for r in bw):.2f} / "
+                     f"{min(speed(r, 'torch out=') or float('inf') for r in bw):.2f}")
+    r = get("softmax", (1, 10))
+    if r and "torch" in r["times_s"]:
+        lines.append(f"  1x10 call: nbsoftmax {r['times_s']['nbsoftmax'] * 1e6:.2f} us, torch "
+                     f"{r['times_s']['torch'] * 1e6:.2f} us ({1 / speed(r, 'torch'):.2f}x torch)")
+    f64 = [get("softmax", s, dtype="float64") for s in _LAST_AXIS_SHAPES]
+    f64 = [speed(r, "torch") for r in f64 if r and speed(r, "torch")]
+    if f64:
+        lines.append(f"  float64 softmax x torch, geomean: {_geomean(f64):.2f}")
+    return lines
