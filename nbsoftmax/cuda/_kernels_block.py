@@ -20,8 +20,8 @@ every block kernel; compile-time phases need 24-48 at 4-8 items, sm_90):
 
 Indexing: a thread's first element ``row * n + c0 + tid`` is computed once in 64 bits; each
 next element adds the block size to an unsigned (no negative-index wraparound) index, and
-column numbers are unsigned 32-bit (``n < 2**32``). The per-element max ignores NaN (a
-NaN makes the sum, hence the row, NaN; the partials' merge keeps NaN). A non-finite row
+column numbers are unsigned 32-bit (``n < 2**32``). The softmax max ignores NaN (a NaN
+makes the sum, hence the row, NaN; the partials' merge keeps NaN). A non-finite row
 max makes the scale NaN: one store per element. Launch bounds (``_variants.BOUNDS``): FUSED
 ``(1024, 1)`` (64 registers: 50% occupancy at 1024 threads, more at fewer), the split
 kernels ``(512, 2)`` (two 512-thread blocks per SM).
@@ -62,7 +62,11 @@ def block_forward(op, items, compute):
             if j < cols:
                 v = compute(x[k])
             vals[t] = v
-            m = max(m, v)  # drops a NaN, which then makes the sum (so the row) NaN
+            if op == SOFTMAX:
+                m = max(m, v)  # drops a NaN, which then makes the sum (so the row) NaN
+            else:
+                # log_softmax at 16 items spills 8-16 bytes with max() (64 registers)
+                m = nan_max(m, v)
             k += _U64(threads)
             j = _U32(j + threads)
         m = compute(block_max(m, scratch))
