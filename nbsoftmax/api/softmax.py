@@ -11,16 +11,18 @@ from ..dispatch import scalars as _scalars
 from . import docs
 
 
-def _elementwise(op, x, axis, dtype, out, device, stream, where, temperature):
-    # scipy.sparse input is routed here, before the dispatch of dense arrays: its stored
-    # entries run through the segment kernels (nbsoftmax.dispatch.sparse)
-    sparse = _sys.modules.get("scipy.sparse") if type(x) is not _np.ndarray else None
-    if sparse is not None and sparse.issparse(x):  # stored entries only: dispatch.sparse
-        from ..dispatch import sparse as _sparse
+def _sparse(x):
+    """Whether x is a scipy.sparse array or matrix (only asked when SciPy is imported): its
+    stored entries run through the segment kernels (nbsoftmax.dispatch.sparse), before the
+    dispatch of dense arrays."""
+    sparse = _sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(x)
 
-        return _sparse.elementwise(op, x, axis, dtype, out, where, temperature, device)
-    return _dispatch.elementwise(op, x, axis, dtype, out, device, stream, where=where,
-                                 temperature=temperature)
+
+def _sparse_elementwise(op, x, axis, dtype, out, device, where, temperature):
+    from ..dispatch import sparse
+
+    return sparse.elementwise(op, x, axis, dtype, out, where, temperature, device)
 
 
 @_args.hide_catch_all
@@ -97,7 +99,9 @@ def softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=None, d
     """
     if unexpected:
         raise _args.unexpected_keywords("softmax", unexpected)
-    return _scalars.scalar_if_0d(_elementwise(
+    if type(x) is not _np.ndarray and _sparse(x):
+        return _sparse_elementwise("softmax", x, axis, dtype, out, device, where, temperature)
+    return _scalars.scalar_if_0d(_dispatch.elementwise(
         "softmax", x, axis, dtype, out, device, stream, where, temperature), out)
 
 
@@ -150,7 +154,10 @@ def log_softmax(x, axis=-1, *, dtype=None, out=None, where=None, temperature=Non
     """
     if unexpected:
         raise _args.unexpected_keywords("log_softmax", unexpected)
-    return _scalars.scalar_if_0d(_elementwise(
+    if type(x) is not _np.ndarray and _sparse(x):
+        return _sparse_elementwise("log_softmax", x, axis, dtype, out, device, where,
+                                   temperature)
+    return _scalars.scalar_if_0d(_dispatch.elementwise(
         "log_softmax", x, axis, dtype, out, device, stream, where, temperature), out)
 
 
