@@ -60,35 +60,44 @@ _FAST_DTYPES = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
 _new_plan = tuple.__new__
 _LAST_AXIS = {ndim: (ndim - 1,) for ndim in range(1, 65)}  # NumPy allows up to 64 dimensions
 _cpu_forward = None  # nbsoftmax.cpu.forward once imported (a global: ~0.1 us less per call)
+# The CPU backend's executors of small rows plans, by (op, dtype, n, in_place): (row_limit,
+# entry), see nbsoftmax.cpu.small_rows. A 1 x 10 call then makes no Plan (its 16-field tuple
+# and cpu.forward's unpacking and kernel choice cost ~0.5 us of a ~3.3 us call, measured here).
+_small_rows = {}
+_SMALL_ROWS_KEYS = 4096  # distinct row lengths are few in practice; bound the table anyway
+# NumPy's array flag bits (flags.num: one int instead of a getter per flag, ~0.2 us less per call)
+_C_CONTIGUOUS, _OWNDATA, _ALIGNED, _WRITEABLE = 0x1, 0x4, 0x100, 0x400
+_READABLE = _C_CONTIGUOUS | _ALIGNED
+_WRITABLE = _C_CONTIGUOUS | _ALIGNED | _WRITEABLE
 
 
 def _fast_rows(op, x, axis, out):
     """The common call (C-contiguous float32/64 ndarray, last axis, no out or a C-contiguous
-    one) straight to a (rows, n) plan, or None. The general path spends ~13 us of Python per
-    call on layouts; this one ~1.5 us (a 1 x 10 float32 softmax; torch.softmax: 0.9-1.3 us)."""
+    one) run as a (rows, n) plan: its result, or None (not such a call). The general path
+    spends ~13 us of Python per call on layouts; this one ~1.5 us (a 1 x 10 float32 softmax;
+    torch.softmax: 0.9-1.3 us). Small plans run by the backend's prepared executor
+    (`_small_rows`), the others as a Plan."""
     ndim = x.ndim
     dtype = x.dtype
     if ndim == 0 or dtype not in _FAST_DTYPES or not (axis == -1 or axis == ndim - 1):
         return None
-    flags = x.flags
+    flags = x.flags.num
     shape = x.shape
-    if not (flags.c_contiguous and flags.aligned) or 0 in shape:
+    if flags & _READABLE != _READABLE or 0 in shape:
         return None
     if out is None:
         out = np.empty(shape, dtype)
     elif out is not x:
-        oflags = out.flags if type(out) is np.ndarray else None
         if not (
-            oflags is not None
+            type(out) is np.ndarray
             and out.dtype == dtype
             and out.shape == shape
-            and oflags.c_contiguous
-            and oflags.writeable
-            and oflags.aligned
-            and not np.may_share_memory(out, x)
+            and out.flags.num & _WRITABLE == _WRITABLE
+            # two arrays that each own their memory cannot overlap (may_share_memory: ~0.4 us)
+            and (out.flags.num & flags & _OWNDATA or not np.may_share_memory(out, x))
         ):
             return None
-    elif not flags.writeable:
+    elif not flags & _WRITEABLE:
         return None  # out=x read-only: the general path raises
     n = shape[-1]
     in_place = out is x
@@ -98,9 +107,31 @@ def _fast_rows(op, x, axis, out):
     else:
         rows = shape[0]
         target = out
+    small = _small_rows.get((op, dtype, n, in_place))
+    if small is None:
+        small = _prepare_small_rows(op, dtype, n, in_place, rows)
+    if small is not None and rows < small[0]:
+        small[1](x, target)  # what cpu.forward runs for this plan, types checked above
+        return out
+    global _cpu_forward
+    if _cpu_forward is None:
+        _cpu_forward = backend("cpu").forward
     # (tuple.__new__: the namedtuple's own __new__ is a Python function, ~0.3 us of 16 args)
-    return _new_plan(Plan, (op, "cpu", True, (x,), target, out, None, shape, _LAST_AXIS[ndim],
-                            (rows, n, 1), dtype, in_place, None, None, None, None))
+    return _cpu_forward(_new_plan(Plan, (
+        op, "cpu", True, (x,), target, out, None, shape, _LAST_AXIS[ndim], (rows, n, 1), dtype,
+        in_place, None, None, None, None)))
+
+
+def _prepare_small_rows(op, dtype, n, in_place, rows):
+    """The backend's executor of small (rows, n) plans, kept in `_small_rows`; None (nothing
+    compiled) when a plan of this many rows is not small."""
+    if rows * n >= backend("cpu").PARALLEL_MIN_ELEMENTS:
+        return None
+    if len(_small_rows) >= _SMALL_ROWS_KEYS:
+        _small_rows.clear()
+    small = _small_rows[op, dtype, n, in_place] = backend("cpu").small_rows(op, dtype, n,
+                                                                          in_place)
+    return small
 
 
 def elementwise(op, x, axis, dtype, out, device=None, stream=None, where=None,
@@ -110,12 +141,9 @@ def elementwise(op, x, axis, dtype, out, device=None, stream=None, where=None,
         return scaled(op, x, axis, dtype, out, device, stream, where=where,
                       temperature=temperature)
     if type(x) is np.ndarray and dtype is None and device is None and type(axis) is int:
-        plan = _fast_rows(op, x, axis, out)
-        if plan is not None:
-            global _cpu_forward
-            if _cpu_forward is None:
-                _cpu_forward = backend("cpu").forward
-            return _cpu_forward(plan)
+        result = _fast_rows(op, x, axis, out)
+        if result is not None:
+            return result
     if _torch_cpu.involved(x, out):
         return _torch_cpu.call(lambda x, out: elementwise(op, x, axis, dtype, out, device, stream),
                                x=x, out=out)
