@@ -18,7 +18,8 @@ import numpy as np
 from . import dtypes as _dtypes
 from .arrays import normalize_axes
 from .layout import Layout, strides_in_order
-from .plan import DeviceLayout, Plan, describe, is_device_array
+from . import device_cache
+from .plan import DeviceLayout, Plan, describe, is_device_array, overlaps
 
 
 def start(device, named):
@@ -95,21 +96,6 @@ def default_strides(shape, axes, itemsize):
     return tuple(strides_in_order(shape, order, itemsize))
 
 
-def _span(d):
-    low = sum((n - 1) * s for n, s in zip(d.shape, d.strides) if s < 0)
-    high = sum((n - 1) * s for n, s in zip(d.shape, d.strides) if s > 0)
-    return d.ptr + low, d.ptr + high + d.dtype.itemsize
-
-
-def overlaps(a, b):
-    """Whether the memory of two described arrays overlaps (a bounds test)."""
-    if a is None or b is None or a.size == 0 or b.size == 0:
-        return False
-    a0, a1 = _span(a)
-    b0, b1 = _span(b)
-    return a0 < b1 and b0 < a1
-
-
 def target_layout(first, axes, rdtype, od, inputs, md=None):
     """(Layout, DeviceLayout): out written in place when dense, else a new result with first's
     strides (when dense and of the result dtype) or the default ones; which inputs (and the
@@ -145,6 +131,16 @@ def _plan(op, inputs, od, md, shape, axes, layout, rdtype, scale, options, strea
 def elementwise(op, x, axis, dtype, out, where, scale, device, stream):
     """The plan of softmax / log_softmax (scale: ``core.temperature_scale``, or None for the
     plain kernels) of device arrays; None for host arrays."""
+    if scale is None:  # repeated numba-cuda calls: the cached decisions, fresh pointers
+        key, plan = device_cache.elementwise(op, x, axis, dtype, out, where, device, stream)
+        if plan is None:
+            plan = _elementwise(op, x, axis, dtype, out, where, scale, device, stream)
+            device_cache.store(key, plan, ("x", "out", "where"))
+        return plan
+    return _elementwise(op, x, axis, dtype, out, where, scale, device, stream)
+
+
+def _elementwise(op, x, axis, dtype, out, where, scale, device, stream):
     if not start(device, (("x", x), ("out", out), ("where", where))):
         return None
     xd = describe(x, "x")
@@ -164,6 +160,17 @@ def elementwise(op, x, axis, dtype, out, where, scale, device, stream):
 
 def backward(op, grad_output, output, axis, out, where, scale, device, stream):
     """The plan of softmax_backward / log_softmax_backward of device arrays; None for host."""
+    if scale is None:
+        key, plan = device_cache.backward(op, grad_output, output, axis, out, where, device,
+                                          stream)
+        if plan is None:
+            plan = _backward(op, grad_output, output, axis, out, where, scale, device, stream)
+            device_cache.store(key, plan, ("grad_output", "output", "out", "where"))
+        return plan
+    return _backward(op, grad_output, output, axis, out, where, scale, device, stream)
+
+
+def _backward(op, grad_output, output, axis, out, where, scale, device, stream):
     named = (("grad_output", grad_output), ("output", output), ("out", out), ("where", where))
     if not start(device, named):
         return None
