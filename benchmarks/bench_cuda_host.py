@@ -197,9 +197,35 @@ def self_check(shape):
                 assert packed.grid[:len(np.atleast_1d(grid))] == tuple(np.atleast_1d(grid))
                 assert packed.block[:len(np.atleast_1d(block))] == tuple(np.atleast_1d(block))
                 checked.append(f"{op} {rows}x{n}")
-    # launches packed per call (_launcher.launch_once): logsumexp, and the strided copy
-    # that stages a strided input, must pass numba-cuda's bytes too
-    from nbsoftmax.cuda import _launcher
+    # logsumexp's prepacked launches (plain; weighted with the sign; masked)
+    from nbsoftmax.cuda import _launcher, _lse_api
+
+    mask = cuda.device_array(shape[0] * shape[1], np.uint8)
+    for rows, n, weighted, masked, signed in ((shape[0], shape[1], False, False, False),
+                                              (4, 3000, True, False, True),
+                                              (3, 5, False, True, False)):
+        size = rows * n
+        views = [x.reshape(-1)[:size], y.reshape(-1)[:size] if weighted else None,
+                 mask[:size] if masked else None, out.reshape(-1)[:rows],
+                 out.reshape(-1)[rows:2 * rows] if signed else None]
+        recorded = []
+
+        def record(kernel, grid, block, _stream, recorded=recorded):
+            return lambda *args: recorded.append((kernel, grid, block, args))
+
+        _lse_api._enqueue_lse(views, rows, n, 1, stream, record)
+        launches = _launcher.record(
+            lambda configure: _lse_api._enqueue_lse(views, rows, n, 1, stream, configure),
+            [v for v in views if v is not None], _arrays.stream_handle(stream))
+        assert len(launches) == len(recorded) == 1, (rows, n)
+        for (packed, _), (kernel, grid, block, args) in zip(launches, recorded):
+            ours = _packed_bytes(packed)
+            assert ours == _numba_bytes(kernel, args, [len(b) for b in ours]), (rows, n)
+            assert packed.grid[0] == grid and packed.block[0] == block
+            checked.append(f"logsumexp {rows}x{n}")
+    # launches packed per call (_launcher.launch_once): the strided copy that stages a
+    # strided input, and logsumexp under a capture of _configure, must pass numba-cuda's
+    # bytes too
 
     seen = []
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nbsoftmax.dispatch import device, device_cache, plan
+from nbsoftmax.dispatch import device, device_cache, device_reductions, plan
 
 
 class FakeDeviceArray:
@@ -39,6 +39,7 @@ class FakeDeviceArray:
 @pytest.fixture
 def fake(monkeypatch):
     monkeypatch.setattr(device, "start", lambda device_, named: True)
+    monkeypatch.setattr(device_reductions, "start", lambda device_, named: True)
     plan.numba_array_types.add(FakeDeviceArray)
     device_cache._cache.clear()
     yield FakeDeviceArray
@@ -46,10 +47,10 @@ def fake(monkeypatch):
     device_cache._cache.clear()
 
 
-def _fields(p):
+def _fields(p, ids=True):
     def norm(v):
         if isinstance(v, plan.DeviceArray):
-            return (id(v.obj), v.name, v.kind, v.shape, v.strides, v.dtype, v.ptr, v.readonly,
+            return (id(v.obj) if ids else None, v.name, v.kind, v.shape, v.strides, v.dtype, v.ptr, v.readonly,
                     v.stream)
         if isinstance(v, tuple):
             return tuple(norm(e) for e in v)
@@ -131,3 +132,27 @@ def test_cache_is_bounded(fake):
         device.elementwise("softmax", fake((rows, 4), F, BASE), -1, None, None, None, None,
                            None, None)
     assert len(device_cache._cache) <= device_cache._LIMIT
+
+
+@pytest.mark.parametrize("with_b, with_where, keepdims, return_sign", [
+    (False, False, False, False), (True, False, True, True), (False, True, False, True),
+    (True, True, True, False)])
+def test_cached_logsumexp_plan_is_the_plain_plan(fake, with_b, with_where, keepdims,
+                                                 return_sign):
+    def call(fn, at):
+        x = fake((6, 64), F, at)
+        b = fake((1, 64), F, at + 4096) if with_b else None
+        w = fake((6, 64), np.bool_, at + 8192, strides=(64, 1)) if with_where else None
+        return fn(x, -1, keepdims, b, return_sign, w, None, "s")
+
+    call(device_reductions.logsumexp, BASE)
+    cached = call(device_reductions.logsumexp, 2 * BASE)
+    assert len(device_cache._cache) == 1
+    plain = call(device_reductions._logsumexp, 2 * BASE)
+    # the fake arrays differ per call: all but the objects' identities
+    assert _fields(cached, ids=False) == _fields(plain, ids=False)
+    assert cached.inputs[0].ptr == 2 * BASE
+    if with_b:
+        assert cached.options.b.ptr == 2 * BASE + 4096
+    if with_where:
+        assert cached.mask.ptr == 2 * BASE + 8192

@@ -47,18 +47,67 @@ def _kernel(kind, dtype, weighted=False, masked=False, signed=False):
     return kernel
 
 
-def _launch(kernel, slices, n, stream):
-    # imported on first launch: without numba-cuda (or a GPU) nbsoftmax.cuda must still
-    # import, so that device="cuda" raises its TypeError
-    from . import _kernels_lse as K
+_max_threads = {}  # (kernel, device) -> its driver limit: ~16 us to ask each call
 
+
+def _threads(kernel, n):
+    from . import _kernels_lse as K
     from . import _launch as L
 
     cap = min(L._limits.max_threads, K.BOUNDS[0])
     if not _runtime.SIMULATOR:
-        cap = min(cap, int(kernel.get_max_threads_per_block()))
-    threads = max(32, min(cap // 32 * 32, -(-n // 32) * 32))
-    return L._configure(kernel, min(slices, 65_536), threads, stream)
+        key = (kernel, L.device_id())
+        limit = _max_threads.get(key)
+        if limit is None:
+            limit = _max_threads[key] = int(kernel.get_max_threads_per_block())
+        cap = min(cap, limit)
+    return max(32, min(cap // 32 * 32, -(-n // 32) * 32))
+
+
+def _launch(kernel, slices, n, stream):
+    from . import _launch as L
+
+    return L._configure(kernel, min(slices, 65_536), _threads(kernel, n), stream)
+
+
+def run_lse_pointers(dtype, pointers, outer, n, inner, stream):
+    """``run_lse`` on raw device pointers (x, b, mask, out, sign; None where absent) of flat
+    arrays, through launches packed once per (variant, geometry, stream, device) as
+    ``_launch.run_pointers`` does: a repeated call writes its pointers and launches (not
+    under the simulator: callers pass views to ``run_lse`` there)."""
+    from . import _arrays, _launcher
+    from . import _launch as L
+
+    handle = _arrays.stream_handle(stream)
+    present = tuple(p is not None for p in pointers)
+    key = ("lse", dtype, present, outer, n, inner, handle, L.device_id(), L._generation)
+    table = _launcher.thread_table("lse")
+    launches = table.get(key)
+    if launches is None:
+        size, count = outer * n * inner, outer * inner
+        sizes = (size, size, size, count, count)
+        dtypes = (dtype, dtype, np.dtype(np.uint8), dtype, dtype)
+        views = [_arrays.flat_view(p, m, d, None) if p is not None else None
+                 for p, m, d in zip(pointers, sizes, dtypes)]
+        moving = [v for v in views if v is not None]
+        launches = table[key] = _launcher.record(
+            lambda configure: _enqueue_lse(views, outer, n, inner, stream, configure),
+            moving, handle)
+    live = [p for p in pointers if p is not None]
+    for launch, picks in launches:
+        launch([live[i] for i in picks])
+
+
+def _enqueue_lse(views, outer, n, inner, stream, configure):
+    from . import _launch as L
+
+    x, b, mask, out, sign = views
+    dtype = np.dtype(x.dtype)
+    kernel = _kernel("forward", dtype, b is not None, mask is not None, sign is not None)
+    configure(kernel, min(outer * inner, 65_536), _threads(kernel, n), stream)(
+        x, L._placeholder(dtype, 1) if b is None else b,
+        L._placeholder(np.uint8, 1) if mask is None else mask, out,
+        L._placeholder(dtype, 1) if sign is None else sign, outer, n, inner)
 
 
 def run_lse(x, b, mask, out, sign, outer, n, inner, stream):
@@ -85,6 +134,10 @@ def run_lse_backward(g, x, mask, out, outer, n, inner, stream):
 
 
 # ------------------------------------------------------------------ device plans
+
+
+def _pointer(a):
+    return a.device_ctypes_pointer.value or 0
 
 
 def _broadcast(d, shape):
@@ -115,6 +168,13 @@ def logsumexp_device(plan):
         _memory.copy(_broadcast(d, shape), buf, o.strides, s)
         return buf
 
+    def staged_pointer(d, in_place):
+        if in_place:
+            return d.ptr
+        buf = _arrays.temporary((size,), rdtype, s)
+        _memory.copy(_broadcast(d, shape), buf, o.strides, s)
+        return _pointer(buf)
+
     result, res_flat = _arrays.allocate(xd, o.result_shape, o.result_strides, rdtype, s)
     sign = sign_flat = None
     if o.return_sign:
@@ -129,8 +189,16 @@ def logsumexp_device(plan):
         mask = None
         if md is not None:
             mask = _memory.mask_flat(md, shape, o.mask_in_place, o.strides, rdtype.itemsize, s)
-        run_lse(staged(xd, o.readable[0]), None if bd is None else staged(bd, o.readable[1]),
-                mask, res_flat, sign_flat, outer, n, inner, s)
+        if _runtime.SIMULATOR:
+            run_lse(staged(xd, o.readable[0]),
+                    None if bd is None else staged(bd, o.readable[1]),
+                    mask, res_flat, sign_flat, outer, n, inner, s)
+        else:  # prepacked launches: pointers only, no flat views of x and b
+            pointers = (staged_pointer(xd, o.readable[0]),
+                        None if bd is None else staged_pointer(bd, o.readable[1]),
+                        None if mask is None else _pointer(mask), _pointer(res_flat),
+                        None if sign_flat is None else _pointer(sign_flat))
+            run_lse_pointers(rdtype, pointers, outer, n, inner, s)
     return (result, sign) if o.return_sign else result
 
 

@@ -103,3 +103,31 @@ def backward(op, grad_output, output, axis, out, where, device, stream):
     if entry is None:
         return key, None
     return key, _replan(entry, arrays, stream)
+
+
+def logsumexp(x, axis, keepdims, b, return_sign, where, device, stream):
+    """(key, plan) of logsumexp as ``elementwise``: nothing here depends on pointers (no
+    ``out=``), so a hit only describes x, b and where afresh."""
+    arrays = (x, b, where)
+    key, entry = _lookup("r", "logsumexp", arrays, (axis, keepdims, return_sign),
+                         None, device)
+    if entry is None:
+        return key, None
+    p, descs = entry
+    xd, bd, md = (None if a is None else _describe(a, name, e)
+                  for a, name, e in zip(arrays, ("x", "b", "where"), descs))
+    o = p.options if bd is None else p.options._replace(b=bd)
+    return key, _new(Plan, ("logsumexp", "cuda", False, (xd,), None, None, None, p.shape,
+                            p.axes, p.form, p.dtype, False, md, None, o, stream))
+
+
+def store_logsumexp(key, plan):
+    """Keep a logsumexp plan (from the plain path) under key."""
+    if key is None or plan is None:
+        return plan
+    if len(_cache) >= _LIMIT:
+        _cache.clear()
+    descs = tuple(None if d is None else (d.shape, d.strides, d.dtype)
+                  for d in (plan.inputs[0], plan.options.b, plan.mask))
+    _cache[key] = (plan, descs)
+    return plan

@@ -10,6 +10,7 @@ copies, which ``nbsoftmax.cuda`` copies to the device before running its device 
 
 import numpy as np
 
+from . import device_cache
 from . import dtypes as _dtypes
 from . import xent as _xent_args
 from .arrays import as_array, check_k, class_axis, normalize_axes, prepare, reduced_shape, topk_axis
@@ -40,6 +41,14 @@ def logsumexp(x, axis, keepdims, b, return_sign, where, device, stream):
     """The plan of logsumexp (b=, return_sign=, where=: each None/False or given) of device
     arrays; ``options``: (b, keepdims, return_sign, strides of the staged inputs, result shape
     and strides, inputs read in place, mask read in place). None for host arrays."""
+    key, plan = device_cache.logsumexp(x, axis, keepdims, b, return_sign, where, device, stream)
+    if plan is None:
+        plan = device_cache.store_logsumexp(key, _logsumexp(x, axis, keepdims, b, return_sign,
+                                                            where, device, stream))
+    return plan
+
+
+def _logsumexp(x, axis, keepdims, b, return_sign, where, device, stream):
     if not start(device, (("x", x), ("b", b), ("where", where))):
         return None
     xd = describe(x, "x")
