@@ -201,10 +201,17 @@ def small_rows(op, dtype, n, in_place):
     ``entry`` is the serial kernel's compiled entry point, not its Numba dispatcher: the
     dispatcher matches argument types on every call (~0.17 us of a ~0.65 us call, 1 x 10
     float32, measured here), which the dispatch's fast path has already guaranteed; the
-    entry point unboxes without checking dtype or layout, so only such a caller may use it."""
-    kernel = get_kernel(op, _rows_kind(op, n, dtype, in_place), dtype, False)
-    (cres,) = kernel.overloads.values()  # one signature per dispatcher (see get_kernel)
-    return -(-PARALLEL_MIN_ELEMENTS // n), cres.entry_point
+    entry point unboxes without checking dtype or layout, so only such a caller may use it.
+
+    Then ``(lookup, key, kernel)``: the executor holds while ``lookup(key) is kernel``, i.e. the
+    kernel table still has this kernel (tests clear the table to see which kernels calls
+    reach; a cached executor would otherwise hide them)."""
+    key = (op, _rows_kind(op, n, dtype, in_place), dtype, False)
+    kernel = get_kernel(*key)
+    overloads = getattr(kernel, "overloads", None)  # one signature per dispatcher (get_kernel)
+    entry = next(iter(overloads.values())).entry_point if overloads and len(overloads) == 1 \
+        else kernel
+    return -(-PARALLEL_MIN_ELEMENTS // n), entry, _compiled.get, key, kernel
 
 
 def run(op, inputs, out, in_place=False):

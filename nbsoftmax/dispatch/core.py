@@ -61,7 +61,7 @@ _new_plan = tuple.__new__
 _LAST_AXIS = {ndim: (ndim - 1,) for ndim in range(1, 65)}  # NumPy allows up to 64 dimensions
 _cpu_forward = None  # nbsoftmax.cpu.forward once imported (a global: ~0.1 us less per call)
 # The CPU backend's executors of small rows plans, by (op, dtype, n, in_place): (row_limit,
-# entry), see nbsoftmax.cpu.small_rows. A 1 x 10 call then makes no Plan (its 16-field tuple
+# entry, lookup, key, kernel), see nbsoftmax.cpu.small_rows. A 1 x 10 call then makes no Plan (its 16-field tuple
 # and cpu.forward's unpacking and kernel choice cost ~0.5 us of a ~3.3 us call, measured here).
 _small_rows = {}
 _SMALL_ROWS_KEYS = 4096  # distinct row lengths are few in practice; bound the table anyway
@@ -108,7 +108,7 @@ def _fast_rows(op, x, axis, out):
         rows = shape[0]
         target = out
     small = _small_rows.get((op, dtype, n, in_place))
-    if small is None:
+    if small is None or small[2](small[3]) is not small[4]:  # (see cpu.small_rows)
         small = _prepare_small_rows(op, dtype, n, in_place, rows)
     if small is not None and rows < small[0]:
         small[1](x, target)  # what cpu.forward runs for this plan, types checked above
