@@ -296,6 +296,9 @@ def test_without_gpu_or_numba_cuda_a_type_error():
                     del sys.modules[name]
                 sys.modules["numba.cuda"] = None
                 del numba.cuda, nbsoftmax.cuda
+                # the dispatch keeps the backend module it imported: forget it as well
+                import nbsoftmax.dispatch.backends
+                nbsoftmax.dispatch.backends._cuda = None
             try:
                 nbsoftmax.softmax([1.0, 2.0], device="cuda")
             except TypeError as exc:

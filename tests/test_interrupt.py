@@ -53,9 +53,13 @@ def test_chunked_results_equal_one_call(rng, name, monkeypatch):
 # The child times a chunk-sized call, then runs one long softmax_topk (k = n / 2: sorts, the
 # slowest kernel per element) of >= 3 s by that measure; the parent sends SIGINT 0.5 s in.
 _CHILD = r"""
-import sys, time
+import signal, sys, time
 import numpy as np
 import nbsoftmax
+
+# Python leaves SIGINT ignored when its parent ran it so (a background job of a
+# non-interactive shell, as some CI runners are): the test is about the kernels' chunks
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 n, k = 1000, 500
 x = np.random.default_rng(0).standard_normal((40_000, n), dtype=np.float32)  # 160 MB

@@ -168,7 +168,12 @@ def column_tile(outer, inner, op=None):
     op's drivers share out the softmax axis instead, _ROW_PIECE_OPS)."""
     threads = numba.get_num_threads()
     tile = inner
-    if outer < 2 * threads and op not in _ROW_PIECE_OPS:
+    # whole rows cut in pieces only while the pieces' bounded scratch
+    # (_drivers_columns.PIECE_STATS entries) still gives every thread two of them
+    from ._drivers_columns import PIECE_STATS
+
+    pieces = op in _ROW_PIECE_OPS and outer * inner * 2 * threads <= PIECE_STATS
+    if outer < 2 * threads and not pieces:
         tiles_wanted = -(-2 * threads // outer)
         tile = max(64, -(-inner // tiles_wanted))
     tile = min(tile, MAX_COLUMN_TILE)
@@ -237,7 +242,8 @@ def run(op, inputs, out, in_place=False):
     else:
         outer, _, inner = first.shape
         tile = column_tile(outer, inner, op)
-        tasks = outer * (-(-inner // tile)) * (first.shape[1] if op in _ROW_PIECE_OPS else 1)
+        tasks = outer * (-(-inner // tile)) * (first.shape[1] if tile == inner and op in
+                                                _ROW_PIECE_OPS else 1)
         parallel = _use_parallel(tasks, first.size)
         _chunks.call_in_chunks(get_kernel(op, "columns", first.dtype, parallel),
                                (*inputs, out, tile), outer, first.size // max(outer, 1))

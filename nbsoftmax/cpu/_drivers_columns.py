@@ -29,13 +29,18 @@ def _tile_bounds(task, tiles, tile, inner):
 # the number of threads, a ctypes call, would keep the driver out of the on-disk cache).
 MIN_TASKS = 16
 PIECE_ELEMENTS = 1 << 16
+# The pieces' column statistics (max, sum, factor: 16-24 bytes per piece and column) are
+# scratch beside the result: at most PIECE_STATS entries (<= 48 KiB), so no call allocates
+# anything array-sized besides its result (tests/test_memory.py). Uncapped, (2048, 4096) over
+# axis 0 took 8 MiB of scratch.
+PIECE_STATS = 2048
 
 
 @njit(error_model="numpy")
 def _row_pieces(tasks, n, tile):
     if tasks >= MIN_TASKS:
         return 1
-    return max(1, min(n // 16, (n * tile) // PIECE_ELEMENTS))
+    return max(1, min(n // 16, (n * tile) // PIECE_ELEMENTS, PIECE_STATS // (tasks * tile)))
 
 
 @njit(error_model="numpy")
