@@ -220,14 +220,7 @@ def softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, temp
         The softmax output ``y``, of the same shape.
     axis : int, tuple of ints or None, optional
         The axis or axes the softmax was taken over (default: the last).
-    out : numpy.ndarray, optional
-        Writable array of the result's shape and dtype; may be either input.
-    where : array_like of bool, optional
-        The mask the forward pass used: the gradient is exactly 0 at masked entries and
-        the sums run over the unmasked ones only.
-    temperature : float, optional
-        The forward pass's temperature ``T``: the gradient is ``1 / T`` times the one above
-        (divided without overflowing ``1 / T`` itself, for any ``T > 0``).
+    {backward}
 
     {device}
 
@@ -282,14 +275,7 @@ def log_softmax_backward(grad_output, output, axis=-1, *, out=None, where=None, 
         The log_softmax output ``y``, of the same shape.
     axis : int, tuple of ints or None, optional
         The axis or axes the log_softmax was taken over (default: the last).
-    out : numpy.ndarray, optional
-        Writable array of the result's shape and dtype; may be either input.
-    where : array_like of bool, optional
-        The mask the forward pass used: the gradient is exactly 0 at masked entries and
-        the sums run over the unmasked ones only.
-    temperature : float, optional
-        The forward pass's temperature ``T``: the gradient is ``1 / T`` times the one above
-        (divided without overflowing ``1 / T`` itself, for any ``T > 0``).
+    {backward}
 
     {device}
 
