@@ -12,8 +12,8 @@ CUDA device arrays run on the GPU (``nbsoftmax.cuda``); host arrays on the CPU, 
 with threads sharing the work by element counts (skewed lengths stay balanced).
 """
 
-from .dispatch import core as _dispatch
 from .dispatch import segment as _segment_dispatch
+from .dispatch.plan import is_device_array
 from .dispatch.segment import precompile
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
 
 
 def _gpu(*arrays):
-    if any(_dispatch._is_device_array(a) for a in arrays):
+    if any(is_device_array(a) for a in arrays):
         from .cuda import _segment_api
 
         return _segment_api

@@ -25,17 +25,14 @@ import numpy as np
 from . import args as _args
 from . import logsumexp as _logsumexp
 from . import torch_cpu as _torch_cpu
-from .arrays import (as_array, backward_args, backward_inputs, cast_copy, check_out,
+from .arrays import (backward_args, backward_inputs, cast_copy, check_out,
                      check_where, kernel_form, mask_rows, normalize_axes, prepare,
                      read_before_writing, readable_view, result_layout, rows_layout, same_view,
                      staged)
 from .backends import backend, on_gpu, temperature_scale
 from .layout import Layout
-from .plan import Plan, is_device_array
+from .plan import Plan
 
-# Names the other dispatch modules (segment, sparse) and older callers read here.
-_as_array, _check_out, _cast_copy, _is_device_array = as_array, check_out, cast_copy, \
-    is_device_array
 __all__ = ["normalize_axes", "check_where", "temperature_scale", "elementwise", "backward",
            "logsumexp", "scaled", "scaled_backward", "backend"]
 

@@ -17,6 +17,7 @@ row among threads: a segment and the dense row of the same entries share their k
 import numpy as np
 
 from .. import _threading
+from . import arrays as _arrays
 from . import core as _dispatch
 from . import dtypes as _dtypes
 
@@ -79,7 +80,7 @@ def _compute_dtype(rdtype):
 
 def values(x, name="x"):
     """x as an ndarray of 1 or 2 dimensions, and its result dtype."""
-    x = _dispatch._as_array(x, name)
+    x = _arrays.as_array(x, name)
     rdtype = _dtypes.result_dtype(x.dtype, name) if name != "x" else _dtypes.result_dtype(x.dtype)
     if x.ndim not in (1, 2):
         raise ValueError(f"{name} has {x.ndim} dimensions; expected 1 (values) or 2 (values "
@@ -88,7 +89,7 @@ def values(x, name="x"):
 
 
 def _int_array(arr, name):
-    a = _dispatch._as_array(arr, name)
+    a = _arrays.as_array(arr, name)
     if a.dtype.kind not in "iu" or a.ndim != 1:
         raise TypeError(f"{name} has dtype {a.dtype} and {a.ndim} dimensions; expected a "
                         "1-D array of integers")
@@ -179,7 +180,7 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
     mask = None if where is None else _dispatch.check_where(where, x.shape)
     inv_t = inverse_temperature(temperature)
     if out is not None:
-        _dispatch._check_out(out, x.shape, rdtype)
+        _arrays.check_out(out, x.shape, rdtype)
     cdtype = _compute_dtype(rdtype)
     # The kernels transform one C-contiguous compute-dtype array in place, gathered in
     # segment order: out itself when it is one and nothing needs reordering.
@@ -199,7 +200,7 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
                 and src.dtype.isnative and work is not src:
             source = src  # one read of x and one write less than staging a copy
         else:
-            _dispatch._cast_copy(work, src)
+            _arrays.cast_copy(work, src)
     elif inv_t is None:
         _segment_run.stage_masked(src, m, -np.inf, work)
     else:
@@ -216,7 +217,7 @@ def forward(op, x, offsets, segment_ids, num_segments, out, where, temperature):
         result[order] = work
     if out is not None:
         if result is not out:
-            _dispatch._cast_copy(out, result)
+            _arrays.cast_copy(out, result)
         return out
     return result.astype(rdtype, copy=False)
 
@@ -297,7 +298,7 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
     inv_t = inverse_temperature(temperature)
     scale = 1.0 if inv_t is None else inv_t
     if out is not None:
-        _dispatch._check_out(out, g.shape, rdtype)
+        _arrays.check_out(out, g.shape, rdtype)
     cdtype = _compute_dtype(rdtype)
     gs = g if order is None else g[order]
     ys = y if order is None else y[order]
@@ -307,7 +308,7 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
         m = np.ascontiguousarray(m if order is None else m[order])
     work = np.empty(g.shape, cdtype)
     if m is None:
-        _dispatch._cast_copy(work, gs)
+        _arrays.cast_copy(work, gs)
         yw = np.ascontiguousarray(ys, cdtype)
     else:
         _segment_run.stage_masked(gs, m, 0.0, work)
@@ -322,7 +323,7 @@ def backward(op, grad_output, output, offsets, segment_ids, num_segments, out, w
         result = np.empty(g.shape, cdtype)
         result[order] = work
     if out is not None:
-        _dispatch._cast_copy(out, result)
+        _arrays.cast_copy(out, result)
         return out
     return result.astype(rdtype, copy=False)
 
